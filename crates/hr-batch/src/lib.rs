@@ -1,0 +1,2 @@
+//! Polars analytics over hr-stream alerts.
+#![deny(missing_docs)]

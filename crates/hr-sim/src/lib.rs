@@ -1,0 +1,2 @@
+//! Patient heart-rate monitor simulator.
+#![deny(missing_docs)]

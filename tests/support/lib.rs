@@ -1,0 +1,1 @@
+//! Helpers shared by the workspace examples and end-to-end tests.
