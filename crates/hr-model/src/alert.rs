@@ -174,7 +174,9 @@ impl Alert {
         revision: u32,
         thresholds: &Thresholds,
     ) -> Self {
-        let avg_hr = stats.avg().expect("a fired window holds at least one reading");
+        let avg_hr = stats
+            .avg()
+            .expect("a fired window holds at least one reading");
         Self {
             patient_id: patient_id.into(),
             window_start,

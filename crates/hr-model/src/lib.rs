@@ -2,12 +2,72 @@
 //! alert says.
 //!
 //! This is the leaf crate of hr-stream: pure types and functions with no I/O, no async and no
-//! Kafka, so every other crate (and any other project) can depend on it. It may depend on serde,
-//! serde_json and time only.
+//! Kafka, so every other crate (and any other project) can depend on it. It depends on serde,
+//! serde_json, thiserror and time only.
+//!
+//! # The design decision: every invalid message says why, in a stable code
+//!
+//! A reading that cannot be trusted is never guessed at and never silently dropped. Parsing
+//! returns either a validated [`Event`] or a [`ParseError`] whose [`code`](ParseError::code)
+//! (`"naive_timestamp"`, `"bpm_out_of_range"`, ...) and message, naming the field and quoting
+//! the value seen, travel as headers on the dead-letter record. In particular a timestamp
+//! without a UTC offset is refused rather than read as UTC: guessing a zone on clinical data
+//! is worse than refusing it. Event time is kept as epoch milliseconds, floored, so a reading
+//! at `07:15:59.9999` never rounds into the next window.
+//!
+//! serde_json does the JSON (no hand-rolled parser): the known fields are borrowed as raw JSON
+//! text and checked from there, which keeps the valid path allocation-light (one `String` for
+//! the patient id) and lets a wrong-typed value be quoted exactly.
+//!
+//! # Example
+//! ```
+//! use hr_model::{Alert, AlertType, HrStats, Thresholds, parse_event};
+//!
+//! let msg = br#"{"patient_id":"p001","timestamp":"2025-11-19T07:15:23.123456+00:00","heart_rate_bpm":104}"#;
+//! let event = parse_event(msg)?;
+//! assert_eq!(event.event_time_ms, 1_763_536_523_123);
+//!
+//! let mut stats = HrStats::default();
+//! stats.add(event.heart_rate_bpm);
+//! stats.add(101);
+//! let window_start = event.event_time_ms - event.event_time_ms.rem_euclid(60_000);
+//! let alert = Alert::from_stats(&event.patient_id, window_start, window_start + 60_000, &stats, 0, &Thresholds::default());
+//! assert_eq!(alert.alert_type, AlertType::Tachycardia);
+//!
+//! // Invalid input is an error with a stable code for the dead-letter headers.
+//! let err = parse_event(br#"{"patient_id":"p001","timestamp":"2025-11-19T07:15:23","heart_rate_bpm":94}"#)
+//!     .unwrap_err();
+//! assert_eq!(err.code(), "naive_timestamp");
+//! assert_eq!(err.to_string(),
+//!     "field `timestamp` has no UTC offset (expected `Z` or `+HH:MM`/`-HH:MM`): \"2025-11-19T07:15:23\"");
+//! # Ok::<(), hr_model::ParseError>(())
+//! ```
+//!
+//! # Fuzzing
+//!
+//! `fuzz/` holds a [cargo-fuzz](https://github.com/rust-fuzz/cargo-fuzz) target that feeds
+//! arbitrary bytes to [`parse_event`] and checks that whatever parses writes back out and
+//! parses to the same event. It is its own Cargo workspace, so normal builds ignore it. Run it
+//! from this crate's directory with a nightly toolchain:
+//!
+//! ```text
+//! cargo install cargo-fuzz
+//! cd crates/hr-model
+//! cargo +nightly fuzz run parse_event -- -max_total_time=60
+//! ```
 #![deny(missing_docs)]
 
 mod alert;
+mod error;
 mod event;
+mod parse;
+mod timestamp;
 
 pub use alert::{Alert, AlertType, HrStats, Thresholds, classify_window};
+pub use error::{Field, MAX_RAW_LEN, ParseError, ParseErrorKind};
 pub use event::Event;
+pub use parse::{Validation, parse_event};
+pub use timestamp::{
+    MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_LEN, format_timestamp, parse_timestamp,
+    write_timestamp,
+};

@@ -1,0 +1,329 @@
+//! Event time on the wire (RFC 3339 text) and in memory (epoch milliseconds).
+//!
+//! Parsing accepts what RFC 3339 allows and Python's `isoformat()` writes: `Z` or a `±HH:MM`
+//! offset, any number of fractional digits, `T`, `t` or a space between date and time.
+//! Milliseconds are *truncated* (floored), never rounded: `07:15:59.9999Z` belongs to the
+//! minute it was measured in, not to the next window.
+//!
+//! Formatting writes the fixed-width form the seed's producer writes, in UTC with microsecond
+//! digits: `2025-11-19T07:15:23.123000+00:00`.
+
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime};
+
+use crate::error::{ParseError, quoted_raw};
+
+/// The earliest event time that can be written as RFC 3339 text: `0000-01-01T00:00:00Z`.
+pub const MIN_TIMESTAMP_MS: i64 = -62_167_219_200_000;
+
+/// The latest event time that can be written as RFC 3339 text: `9999-12-31T23:59:59.999Z`.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// Length of a formatted timestamp: `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`.
+pub const TIMESTAMP_LEN: usize = 32;
+
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Parses an RFC 3339 date-time with a UTC offset into epoch milliseconds (floored).
+///
+/// # Errors
+/// [`ParseError::NaiveTimestamp`] if the text is a valid date-time without an offset,
+/// [`ParseError::BadTimestamp`] for anything else that is not an RFC 3339 date-time or that
+/// lies outside [`MIN_TIMESTAMP_MS`]`..=`[`MAX_TIMESTAMP_MS`] once converted to UTC.
+///
+/// # Example
+/// ```
+/// use hr_model::parse_timestamp;
+/// assert_eq!(parse_timestamp("1970-01-01T00:00:01.2345Z"), Ok(1_234));
+/// assert_eq!(parse_timestamp("1970-01-01T05:30:00+05:30"), Ok(0));
+/// // Before 1970 the fraction still floors: .9995 s before the epoch is in millisecond -1.
+/// assert_eq!(parse_timestamp("1969-12-31T23:59:59.9995Z"), Ok(-1));
+/// assert_eq!(parse_timestamp("2025-11-19T07:15:23").unwrap_err().code(), "naive_timestamp");
+/// ```
+pub fn parse_timestamp(text: &str) -> Result<i64, ParseError> {
+    match parse_rfc3339(text) {
+        Ok(dt) => {
+            // `unix_timestamp` floors to whole seconds and `millisecond` counts up from that
+            // floor, so the sum is the floor of the exact instant, also before 1970.
+            let ms = dt.unix_timestamp() * 1000 + i64::from(dt.millisecond());
+            if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ms) {
+                Ok(ms)
+            } else {
+                Err(ParseError::BadTimestamp {
+                    reason: "outside the years 0000 to 9999 UTC".to_owned(),
+                    raw: quoted_raw(text),
+                })
+            }
+        }
+        Err(reason) => {
+            // "Valid but for the missing offset" is exactly: appending `Z` makes it valid.
+            let naive = text.len() <= 64 && parse_rfc3339(&format!("{text}Z")).is_ok();
+            Err(if naive {
+                ParseError::NaiveTimestamp {
+                    raw: quoted_raw(text),
+                }
+            } else {
+                ParseError::BadTimestamp {
+                    reason,
+                    raw: quoted_raw(text),
+                }
+            })
+        }
+    }
+}
+
+fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
+    // `time` accepts any byte between date and time; RFC 3339 names `T` (either case) and
+    // allows a space, and anything else is more likely corruption than a dialect.
+    match text.as_bytes().get(10) {
+        Some(b'T' | b't' | b' ') => Ok(dt),
+        _ => Err("date and time must be separated by `T`".to_owned()),
+    }
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, the seed's wire form.
+///
+/// # Panics
+/// Panics if `ms` is outside [`MIN_TIMESTAMP_MS`]`..=`[`MAX_TIMESTAMP_MS`] (years 0000 to
+/// 9999), which RFC 3339 cannot express. [`parse_timestamp`] never returns such a value.
+///
+/// # Example
+/// ```
+/// use hr_model::format_timestamp;
+/// assert_eq!(format_timestamp(1_763_536_523_123), "2025-11-19T07:15:23.123000+00:00");
+/// assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999000+00:00");
+/// ```
+pub fn format_timestamp(ms: i64) -> String {
+    let bytes = timestamp_bytes(ms).unwrap_or_else(|| out_of_range(ms));
+    String::from_utf8(bytes.to_vec()).expect("timestamps are ASCII")
+}
+
+/// Appends [`format_timestamp`]'s text to `out` without allocating (beyond `out` growing).
+///
+/// # Panics
+/// As [`format_timestamp`].
+pub fn write_timestamp(ms: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&timestamp_bytes(ms).unwrap_or_else(|| out_of_range(ms)));
+}
+
+#[cold]
+fn out_of_range(ms: i64) -> ! {
+    panic!("epoch ms {ms} is outside the years 0000 to 9999 that RFC 3339 can express")
+}
+
+/// The formatted timestamp, or `None` outside the expressible range.
+pub(crate) fn timestamp_bytes(ms: i64) -> Option<[u8; TIMESTAMP_LEN]> {
+    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ms) {
+        return None;
+    }
+    let days = ms.div_euclid(MS_PER_DAY);
+    let ms_of_day = ms.rem_euclid(MS_PER_DAY) as u32;
+    let julian = i32::try_from(days + UNIX_EPOCH_JULIAN_DAY).ok()?;
+    let (year, month, day) = Date::from_julian_day(julian).ok()?.to_calendar_date();
+
+    let mut buf = *b"0000-00-00T00:00:00.000000+00:00";
+    put_digits(&mut buf[0..4], year as u32);
+    put_digits(&mut buf[5..7], u8::from(month).into());
+    put_digits(&mut buf[8..10], day.into());
+    put_digits(&mut buf[11..13], ms_of_day / 3_600_000);
+    put_digits(&mut buf[14..16], ms_of_day / 60_000 % 60);
+    put_digits(&mut buf[17..19], ms_of_day / 1000 % 60);
+    // Microsecond digits as Python writes them; the last three are always 0 here.
+    put_digits(&mut buf[20..23], ms_of_day % 1000);
+    Some(buf)
+}
+
+/// Writes `value` as zero-padded decimal filling `dst` exactly.
+#[inline]
+fn put_digits(dst: &mut [u8], mut value: u32) {
+    for slot in dst.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn ms(text: &str) -> i64 {
+        parse_timestamp(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[track_caller]
+    fn code(text: &str) -> &'static str {
+        parse_timestamp(text).expect_err(text).code()
+    }
+
+    /// 2025-11-19T07:15:23Z, worked out by hand: 20 411 days since 1970-01-01.
+    const SEED_SECOND_MS: i64 = (20_411 * 86_400 + 7 * 3600 + 15 * 60 + 23) * 1000;
+
+    #[test]
+    fn seed_timestamp() {
+        assert_eq!(SEED_SECOND_MS, 1_763_536_523_000);
+        assert_eq!(ms("2025-11-19T07:15:23.123456+00:00"), SEED_SECOND_MS + 123);
+    }
+
+    #[test]
+    fn offsets_name_the_same_instant() {
+        for text in [
+            "2025-11-19T07:15:23.123Z",
+            "2025-11-19T07:15:23.123z",
+            "2025-11-19T07:15:23.123+00:00",
+            "2025-11-19T07:15:23.123-00:00",
+            "2025-11-19T02:15:23.123-05:00",
+            "2025-11-19T12:45:23.123+05:30",
+            "2025-11-19T20:00:23.123+12:45",
+            "2025-11-18T07:16:23.123-23:59",
+            "2025-11-19 07:15:23.123Z",
+            "2025-11-19t07:15:23.123Z",
+        ] {
+            assert_eq!(ms(text), SEED_SECOND_MS + 123, "{text}");
+        }
+    }
+
+    #[test]
+    fn fraction_lengths_truncate() {
+        let cases = [
+            ("", 0),
+            (".9", 900),
+            (".99", 990),
+            (".999", 999),
+            (".9999", 999),
+            (".99999", 999),
+            (".999999", 999),
+            (".9999999", 999),
+            (".99999999", 999),
+            (".999999999", 999),
+            (".9999999999999", 999),
+            (".0005", 0),
+            (".0015", 1),
+            (".123456789", 123),
+        ];
+        for (fraction, millis) in cases {
+            let text = format!("2025-11-19T07:15:23{fraction}Z");
+            assert_eq!(ms(&text), SEED_SECOND_MS + millis, "{text}");
+        }
+    }
+
+    #[test]
+    fn minute_boundary_milliseconds() {
+        let minute = ms("2025-11-19T07:16:00Z");
+        assert_eq!(minute % 60_000, 0);
+        assert_eq!(ms("2025-11-19T07:15:59.999999999Z"), minute - 1);
+        assert_eq!(ms("2025-11-19T07:16:00.000Z"), minute);
+        assert_eq!(ms("2025-11-19T07:16:00.001Z"), minute + 1);
+        assert_eq!(ms("2025-11-19T02:15:59.9999-05:00"), minute - 1);
+    }
+
+    #[test]
+    fn leap_years() {
+        let day = 86_400_000;
+        assert_eq!(ms("2024-02-29T00:00:00Z"), ms("2024-02-28T00:00:00Z") + day);
+        assert_eq!(ms("2024-03-01T00:00:00Z"), ms("2024-02-29T00:00:00Z") + day);
+        assert_eq!(ms("2000-02-29T12:00:00Z"), 951_825_600_000);
+        assert_eq!(code("2025-02-29T00:00:00Z"), "bad_timestamp");
+        assert_eq!(code("1900-02-29T00:00:00Z"), "bad_timestamp");
+        // 2100 is not a leap year either: 1 March follows 28 February.
+        assert_eq!(ms("2100-03-01T00:00:00Z"), ms("2100-02-28T00:00:00Z") + day);
+    }
+
+    #[test]
+    fn before_the_epoch_floors() {
+        assert_eq!(ms("1969-12-31T23:59:59.999Z"), -1);
+        assert_eq!(ms("1969-12-31T23:59:59.0001Z"), -1000);
+        assert_eq!(ms("1969-12-31T23:59:59Z"), -1000);
+        assert_eq!(ms("1970-01-01T00:00:00.0009Z"), 0);
+        assert_eq!(ms("1969-12-31T18:59:59.9999-05:00"), -1);
+    }
+
+    #[test]
+    fn leap_second_is_the_last_millisecond() {
+        assert_eq!(ms("2016-12-31T23:59:60Z"), ms("2017-01-01T00:00:00Z") - 1);
+        assert_eq!(code("2016-12-30T23:59:60Z"), "bad_timestamp");
+    }
+
+    #[test]
+    fn range_limits() {
+        assert_eq!(ms("0000-01-01T00:00:00Z"), MIN_TIMESTAMP_MS);
+        assert_eq!(ms("9999-12-31T23:59:59.999999Z"), MAX_TIMESTAMP_MS);
+        // Valid text whose UTC instant falls in year -1 or 10000.
+        assert_eq!(code("0000-01-01T00:00:00+00:01"), "bad_timestamp");
+        assert_eq!(code("9999-12-31T23:59:59-00:01"), "bad_timestamp");
+    }
+
+    #[test]
+    fn naive_and_bad() {
+        for naive in [
+            "2025-11-19T07:15:23",
+            "2025-11-19T07:15:23.123456",
+            "2025-11-19 07:15:23",
+        ] {
+            assert_eq!(code(naive), "naive_timestamp", "{naive}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "2025-11-19",
+            "2025-11-19T07:15Z",
+            "2025-11-19T07:15:23.Z",
+            "2025-11-19T07:15:23+0000",
+            "2025-11-19T07:15:23+05",
+            "2025-11-19T07:15:23+24:00",
+            "2025-11-19T07:15:23+05:60",
+            "2025-11-19T24:00:00Z",
+            "2025-13-19T07:15:23Z",
+            "2025-11-31T07:15:23Z",
+            "2025-11-19X07:15:23Z",
+            "2025-11-19X07:15:23",
+            "2025-11-19T07:15:23Z ",
+            " 2025-11-19T07:15:23Z",
+            "+2025-11-19T07:15:23Z",
+            "1763536523123",
+        ] {
+            assert_eq!(code(bad), "bad_timestamp", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn formats_like_python_isoformat() {
+        assert_eq!(
+            format_timestamp(SEED_SECOND_MS + 123),
+            "2025-11-19T07:15:23.123000+00:00"
+        );
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000+00:00");
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999000+00:00");
+        assert_eq!(
+            format_timestamp(MIN_TIMESTAMP_MS),
+            "0000-01-01T00:00:00.000000+00:00"
+        );
+        assert_eq!(
+            format_timestamp(MAX_TIMESTAMP_MS),
+            "9999-12-31T23:59:59.999000+00:00"
+        );
+        assert_eq!(
+            format_timestamp(951_825_600_000),
+            "2000-02-29T12:00:00.000000+00:00"
+        );
+        let mut out = b"x".to_vec();
+        write_timestamp(0, &mut out);
+        assert_eq!(out.len(), 1 + TIMESTAMP_LEN);
+    }
+
+    #[test]
+    fn out_of_range_is_not_formatted() {
+        assert_eq!(timestamp_bytes(MIN_TIMESTAMP_MS - 1), None);
+        assert_eq!(timestamp_bytes(MAX_TIMESTAMP_MS + 1), None);
+        assert_eq!(timestamp_bytes(i64::MIN), None);
+        assert_eq!(timestamp_bytes(i64::MAX), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the years 0000 to 9999")]
+    fn format_panics_out_of_range() {
+        format_timestamp(MAX_TIMESTAMP_MS + 1);
+    }
+}
