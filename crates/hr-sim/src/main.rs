@@ -1,1 +1,519 @@
-fn main() {}
+//! `hr-sim`: simulated patient monitors feeding Kafka, stdout or a JSON-lines file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use hr_sim::{
+    EpisodeConfig, FaultConfig, JsonLinesSink, KafkaSink, MalformedKind, Pace, RunReport,
+    SimConfig, Simulation, Sink, producer_config, run, wall_clock_ms,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const EXAMPLES: &str = "\
+Examples:
+  # The seed's demo: 10 monitors, one reading every 0.1 s overall, into Kafka, until Ctrl-C.
+  hr-sim
+
+  # Watch it on stdout instead, five patients, two readings a second each.
+  hr-sim --output stdout --patients 5 --rate 10
+
+  # Preload a day of data for 100 patients as fast as the broker takes it.
+  hr-sim --start 2025-11-19T00:00:00Z --duration 24h --patients 100 --rate 100
+
+  # Preload exactly ten million records, lz4 batches of up to 1 MB (the defaults), acks=1.
+  hr-sim --start 2025-11-19T00:00:00Z --events 10000000 --patients 1000 --rate 1000 -X acks=1
+
+  # Every fault at once, with a ground truth file for the test that checks the alerts.
+  hr-sim --start 2025-11-19T07:00:00Z --duration 2h --output file --file events.jsonl \\
+         --truth truth.json --episode-rate 2 --out-of-order 0.02 --late 0.005 \\
+         --malformed 0.01 --duplicates 0.01 --silence-rate 0.5 --clock-skew p003=-90s
+
+  # Only naive timestamps, 5% of records, on a TLS cluster.
+  hr-sim --malformed 0.05 --malformed-kinds naive_timestamp \\
+         -b broker:9093 -X security.protocol=ssl -X ssl.ca.location=/etc/ca.pem
+
+Fault injection (all off by default; every injected fault is counted in --truth):
+  --out-of-order F   fraction F of readings arrive after newer ones, by at most --out-of-order-max
+                     of event time (default 4s: inside the pipeline's 5 s out-of-orderness, so
+                     they still count in their window).
+  --late F           fraction F arrive --late-delay after they were taken (default 90s: beyond
+                     the 5 s bound plus a whole 60 s window, so their window has fired and they
+                     reach the pipeline's late topic).
+  --malformed F      fraction F are replaced by a record hr-model rejects, cycling through
+                     --malformed-kinds: invalid_json, not_object, missing_field, wrong_type,
+                     empty_patient_id, bad_timestamp, naive_timestamp, bpm_out_of_range.
+  --duplicates F     fraction F are sent twice.
+  --silence-rate R   each monitor goes silent R times an hour on average, for --silence-duration.
+  --clock-skew P=D   patient P's clock is off by D (negative lags, positive leads); repeatable.
+
+Durations are a number and a unit: 500ms, 90s, 5m, 2h, 1d (skews may be negative).";
+
+/// Simulated patient heart-rate monitors for hr-stream.
+///
+/// Each patient has a resting baseline, slow drift and Gaussian reading-to-reading noise, and
+/// episodes of tachycardia and bradycardia with onset and recovery ramps. Readings are the
+/// seed's JSON, keyed by patient id. Same --seed, same data.
+///
+/// Without --start, the clock is real time: timestamps are now and readings are paced at
+/// --rate. With --start, time is simulated from there and records go out as fast as the output
+/// takes them, with a progress bar and a final events/s line.
+#[derive(Debug, Parser)]
+#[command(version, after_long_help = EXAMPLES, after_help = "Run with --help for examples and the fault flags explained.")]
+struct Args {
+    /// Where records go.
+    #[arg(long, value_enum, default_value_t = Output::Kafka, env = "HR_SIM_OUTPUT")]
+    output: Output,
+    /// JSON-lines file for `--output file`.
+    #[arg(long, default_value = "heart_rate_events.jsonl", env = "HR_SIM_FILE")]
+    file: PathBuf,
+    /// Kafka bootstrap servers.
+    #[arg(
+        short,
+        long,
+        default_value = "localhost:9092",
+        env = "HR_BOOTSTRAP_SERVERS"
+    )]
+    bootstrap_servers: String,
+    /// Kafka topic.
+    #[arg(
+        short,
+        long,
+        default_value = "heart_rate_events",
+        env = "HR_INPUT_TOPIC"
+    )]
+    topic: String,
+    /// librdkafka producer property, e.g. `-X acks=1`; repeatable, applied last.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+    /// Write the ground truth (episodes, silences, skews, fault counts) to this JSON file.
+    #[arg(long, value_name = "PATH")]
+    truth: Option<PathBuf>,
+
+    /// Number of patients: p001, p002, ...
+    #[arg(long, default_value_t = 10, env = "HR_SIM_PATIENTS")]
+    patients: usize,
+    /// Seed for every random draw.
+    #[arg(long, default_value_t = 1, env = "HR_SIM_SEED")]
+    seed: u64,
+    /// Readings per second of event time, over all patients (each patient reads every
+    /// patients/rate seconds).
+    #[arg(long, default_value_t = 10.0, value_name = "PER_SEC")]
+    rate: f64,
+    /// Simulate time from this RFC 3339 instant, as fast as possible (default: real time).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_start)]
+    start: Option<i64>,
+    /// Stop taking readings after this much event time (held-back readings still go out).
+    #[arg(long, value_parser = parse_duration_ms)]
+    duration: Option<i64>,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+    /// No progress bar in simulated time.
+    #[arg(long)]
+    no_progress: bool,
+
+    /// Expected episodes per patient per hour.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "PER_HOUR",
+        help_heading = "Episodes"
+    )]
+    episode_rate: f64,
+    /// Fraction of episodes that are bradycardia (the rest are tachycardia).
+    #[arg(
+        long,
+        default_value_t = 0.3,
+        value_name = "FRACTION",
+        help_heading = "Episodes"
+    )]
+    brady_share: f64,
+    /// Mean onset ramp.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_ms, help_heading = "Episodes")]
+    onset: i64,
+    /// Mean plateau.
+    #[arg(long, default_value = "4m", value_parser = parse_duration_ms, help_heading = "Episodes")]
+    plateau: i64,
+    /// Mean recovery ramp.
+    #[arg(long, default_value = "90s", value_parser = parse_duration_ms, help_heading = "Episodes")]
+    recovery: i64,
+
+    /// Fraction of readings delivered out of order (within --out-of-order-max).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        help_heading = "Faults"
+    )]
+    out_of_order: f64,
+    /// Out-of-order bound; keep it below the pipeline's out-of-orderness.
+    #[arg(long, default_value = "4s", value_parser = parse_duration_ms, help_heading = "Faults")]
+    out_of_order_max: i64,
+    /// Fraction of readings delivered late (after --late-delay).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        help_heading = "Faults"
+    )]
+    late: f64,
+    /// Delay of late readings; exceed window + out-of-orderness + allowed lateness.
+    #[arg(long, default_value = "90s", value_parser = parse_duration_ms, help_heading = "Faults")]
+    late_delay: i64,
+    /// Fraction of readings replaced by malformed records.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        help_heading = "Faults"
+    )]
+    malformed: f64,
+    /// Malformed kinds to cycle through, comma-separated (default: all).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "KINDS",
+        help_heading = "Faults"
+    )]
+    malformed_kinds: Vec<MalformedKind>,
+    /// Fraction of readings sent twice.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        help_heading = "Faults"
+    )]
+    duplicates: f64,
+    /// Expected silences per monitor per hour.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "PER_HOUR",
+        help_heading = "Faults"
+    )]
+    silence_rate: f64,
+    /// How long a silent monitor sends nothing.
+    #[arg(long, default_value = "3m", value_parser = parse_duration_ms, help_heading = "Faults")]
+    silence_duration: i64,
+    /// A device clock that is off: PATIENT=DURATION, e.g. p003=-90s (repeatable).
+    #[arg(long, value_name = "PATIENT=DUR", value_parser = parse_skew, help_heading = "Faults")]
+    clock_skew: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Kafka topic, key = patient_id.
+    Kafka,
+    /// JSON lines on stdout.
+    Stdout,
+    /// JSON lines in --file.
+    File,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
+    Ok((k.trim().to_owned(), v.trim().to_owned()))
+}
+
+fn parse_start(s: &str) -> Result<i64, String> {
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 date-time with offset ({e})"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// A signed duration in milliseconds: `500ms`, `90s`, `1.5m`, `-2h`, `1d`.
+fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m, h or d"))?;
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{number}` is not a number"))?;
+    let scale = match unit {
+        "ms" => 1.0,
+        "s" => 1e3,
+        "m" | "min" => 60e3,
+        "h" => 3600e3,
+        "d" => 86_400e3,
+        _ => return Err(format!("unknown unit `{unit}` (ms, s, m, h or d)")),
+    };
+    let ms = value * scale;
+    if !ms.is_finite() || ms.abs() > 1e15 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(ms.round() as i64)
+}
+
+fn parse_skew(s: &str) -> Result<(String, i64), String> {
+    let (patient, dur) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected PATIENT=DURATION, got `{s}`"))?;
+    Ok((patient.trim().to_owned(), parse_duration_ms(dur)?))
+}
+
+impl Args {
+    fn sim_config(&self, start_ms: i64) -> SimConfig {
+        SimConfig {
+            seed: self.seed,
+            patients: self.patients,
+            start_ms,
+            rate_per_sec: self.rate,
+            duration_ms: self.duration,
+            max_records: self.events,
+            episodes: EpisodeConfig {
+                rate_per_hour: self.episode_rate,
+                bradycardia_share: self.brady_share,
+                onset_ms: self.onset,
+                plateau_ms: self.plateau,
+                recovery_ms: self.recovery,
+            },
+            faults: FaultConfig {
+                out_of_order: self.out_of_order,
+                out_of_order_max_ms: self.out_of_order_max,
+                late: self.late,
+                late_delay_ms: self.late_delay,
+                malformed: self.malformed,
+                malformed_kinds: if self.malformed_kinds.is_empty() {
+                    MalformedKind::ALL.to_vec()
+                } else {
+                    self.malformed_kinds.clone()
+                },
+                duplicate: self.duplicates,
+                silence_rate_per_hour: self.silence_rate,
+                silence_ms: self.silence_duration,
+                clock_skew: self.clock_skew.clone(),
+            },
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match real_main(Args::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hr-sim: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(args: Args) -> anyhow::Result<ExitCode> {
+    let (start_ms, pace) = match args.start {
+        Some(start) => (start, Pace::AsFastAsPossible),
+        None => (wall_clock_ms(), Pace::RealTime),
+    };
+    let mut sim = Simulation::new(args.sim_config(start_ms)).context("invalid simulation")?;
+    let stop = stop_on_signal();
+
+    let mut sink: Box<dyn Sink> = match args.output {
+        Output::Kafka => {
+            let config = producer_config(&args.bootstrap_servers, &args.properties);
+            Box::new(KafkaSink::new(&config, &args.topic).context("creating the producer")?)
+        }
+        Output::Stdout => Box::new(JsonLinesSink::new(BufWriter::new(io::stdout().lock()))),
+        Output::File => {
+            let file = File::create(&args.file)
+                .with_context(|| format!("creating {}", args.file.display()))?;
+            Box::new(JsonLinesSink::new(BufWriter::with_capacity(1 << 20, file)))
+        }
+    };
+    tracing::info!(
+        patients = args.patients,
+        seed = args.seed,
+        rate = args.rate,
+        output = ?args.output,
+        clock = if pace == Pace::RealTime { "real" } else { "simulated" },
+        "Simulating monitors."
+    );
+
+    let bar = (pace == Pace::AsFastAsPossible && !args.no_progress && io::stderr().is_terminal())
+        .then(|| progress_bar(&args));
+    let report = run(&mut sim, sink.as_mut(), pace, &stop, |s| {
+        if let Some(bar) = &bar {
+            match args.events {
+                Some(_) => bar.set_position(s.records()),
+                None => bar.set_position((s.now_ms() - start_ms).max(0) as u64),
+            }
+            bar.set_message(format!("{} records", s.records()));
+        }
+    })
+    .context("sending records")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    if let Some(path) = &args.truth {
+        std::fs::write(path, sim.ground_truth().to_json_pretty())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print_summary(&report, pace);
+    if report.delivery.failed > 0 {
+        eprintln!(
+            "hr-sim: {} records failed delivery (first: {}).",
+            report.delivery.failed,
+            report.delivery.first_error.as_deref().unwrap_or("unknown")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.events.is_some_and(|n| report.records < n) && !report.stopped {
+        bail!(
+            "only {} of {} records: --duration ended the run first",
+            report.records,
+            args.events.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(args: &Args) -> ProgressBar {
+    let (len, template) = match (args.events, args.duration) {
+        (Some(n), _) => (
+            Some(n),
+            "{bar:40} {percent:>3}% {msg} ({per_sec}, eta {eta})",
+        ),
+        (None, Some(d)) => (
+            Some(d.max(0) as u64),
+            "{bar:40} {percent:>3}% of event time, {msg} (eta {eta})",
+        ),
+        (None, None) => (None, "{spinner} {msg} ({elapsed})"),
+    };
+    let bar = len.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+    bar.set_style(ProgressStyle::with_template(template).expect("templates are valid"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(report: &RunReport, pace: Pace) {
+    let rate = match pace {
+        Pace::AsFastAsPossible => format!(" ({:.0} events/s)", report.events_per_sec()),
+        Pace::RealTime => String::new(),
+    };
+    eprintln!(
+        "hr-sim: sent {} records in {:.2} s{rate}; {} delivered, {} failed.",
+        report.records,
+        report.elapsed.as_secs_f64(),
+        report.delivery.delivered,
+        report.delivery.failed,
+    );
+}
+
+/// A flag that SIGINT or SIGTERM sets, so a run flushes and writes its truth file on the way out.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::warn!(%error, "No signal handling: Ctrl-C will not flush.");
+                    return;
+                }
+            };
+            runtime.block_on(async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let mut term = signal(SignalKind::terminate()).ok();
+                    let term_recv = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        () = term_recv => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            tracing::info!("Stopping: flushing and writing the ground truth.");
+            flag.store(true, Ordering::Relaxed);
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "No signal handling: Ctrl-C will not flush.");
+    }
+    stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("1.5m"), Ok(90_000));
+        assert_eq!(parse_duration_ms("-2h"), Ok(-7_200_000));
+        assert_eq!(parse_duration_ms("1d"), Ok(86_400_000));
+        assert!(parse_duration_ms("90").is_err());
+        assert!(parse_duration_ms("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let args = Args::parse_from([
+            "hr-sim",
+            "--start",
+            "2025-11-19T07:00:00+01:00",
+            "--clock-skew",
+            "p002=-90s",
+            "--malformed-kinds",
+            "naive_timestamp,wrong_type",
+            "-X",
+            "acks=1",
+            "--late",
+            "0.1",
+        ]);
+        assert_eq!(args.start, Some(1_763_532_000_000));
+        assert_eq!(args.properties, [("acks".to_owned(), "1".to_owned())]);
+        let config = args.sim_config(args.start.unwrap());
+        assert_eq!(config.faults.clock_skew, [("p002".to_owned(), -90_000)]);
+        assert_eq!(
+            config.faults.malformed_kinds,
+            [MalformedKind::NaiveTimestamp, MalformedKind::WrongType]
+        );
+        assert_eq!(config.faults.late, 0.1);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn naive_start_is_refused() {
+        assert!(Args::try_parse_from(["hr-sim", "--start", "2025-11-19T07:00:00"]).is_err());
+    }
+}

@@ -1,0 +1,704 @@
+//! A configured run: patients, their readings on a shared event-time clock, and the faults
+//! applied between the monitors and the output.
+//!
+//! Readings are taken round-robin: reading `k` belongs to patient `k mod N` at
+//! `start + k / rate`, so each patient reads every `N / rate` seconds. Each reading is then
+//! delivered at once, held back (out-of-order, late), doubled (duplicate), replaced (malformed)
+//! or swallowed (silence). Held-back readings wait in a queue ordered by delivery time, so the
+//! output order is the order a consumer would see them arrive in.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use hr_model::Event;
+use rand::RngExt;
+use rand_distr::{Distribution, Exp};
+use rand_pcg::Pcg64Mcg;
+use thiserror::Error;
+
+use crate::faults::{Fault, FaultConfig, FaultCounts, write_malformed};
+use crate::patient::{EpisodeConfig, Patient};
+use crate::seed::stream;
+use crate::truth::{EpisodeTruth, GroundTruth, PatientTruth, Silence};
+
+/// Everything that determines a run's output. Two runs with equal configurations produce the
+/// same records, byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Seed for every random draw.
+    pub seed: u64,
+    /// How many patients (`p001`, `p002`, ...).
+    pub patients: usize,
+    /// Event time of the first reading, epoch milliseconds.
+    pub start_ms: i64,
+    /// Readings per second of event time, over all patients.
+    pub rate_per_sec: f64,
+    /// Stop taking readings at `start_ms + duration_ms` (held-back readings are still
+    /// delivered). `None` runs until `max_records` or forever.
+    pub duration_ms: Option<i64>,
+    /// Stop after this many records (valid, malformed and duplicate alike).
+    pub max_records: Option<u64>,
+    /// Tachycardia and bradycardia episodes.
+    pub episodes: EpisodeConfig,
+    /// Faults to inject (none by default).
+    pub faults: FaultConfig,
+}
+
+impl Default for SimConfig {
+    /// Ten patients reading once a second each from 2025-11-19T07:00:00Z (the seed data's
+    /// morning), with episodes and without faults or a stopping point.
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            patients: 10,
+            start_ms: 1_763_535_600_000,
+            rate_per_sec: 10.0,
+            duration_ms: None,
+            max_records: None,
+            episodes: EpisodeConfig::default(),
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `patients` is zero.
+    #[error("at least one patient is needed")]
+    NoPatients,
+    /// `rate_per_sec` is not a positive number.
+    #[error("the reading rate must be positive, got {0}")]
+    BadRate(f64),
+    /// A fraction is outside 0..=1.
+    #[error("`{name}` must be a fraction between 0 and 1, got {value}")]
+    BadFraction {
+        /// Which setting.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// The per-reading fault fractions add up to more than 1.
+    #[error("out-of-order + late + malformed + duplicate fractions add up to {0}, more than 1")]
+    FractionsExceedOne(f64),
+    /// A duration or rate that must be positive is not.
+    #[error("`{name}` must be positive, got {value}")]
+    NotPositive {
+        /// Which setting.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// The out-of-order bound is too short to reorder anything at this reading rate.
+    #[error(
+        "the out-of-order bound ({bound_ms} ms) must exceed the gap between readings \
+         ({gap_ms} ms) by at least 1 ms, or nothing can overtake a held-back reading"
+    )]
+    BoundTooShort {
+        /// The bound.
+        bound_ms: i64,
+        /// The gap between consecutive readings.
+        gap_ms: i64,
+    },
+    /// Late readings would not be later than out-of-order ones.
+    #[error("the late delay ({late_ms} ms) must exceed the out-of-order bound ({bound_ms} ms)")]
+    LateWithinBound {
+        /// The late delay.
+        late_ms: i64,
+        /// The out-of-order bound.
+        bound_ms: i64,
+    },
+    /// Malformed records are asked for but no kind is allowed.
+    #[error("malformed records are enabled but no malformed kind is selected")]
+    NoMalformedKinds,
+    /// A clock skew names a patient that is not in the run.
+    #[error("clock skew for unknown patient `{0}` (patients are p001..)")]
+    UnknownPatient(String),
+    /// The run would write timestamps RFC 3339 cannot express.
+    #[error("start time {0} ms is outside the years 0000 to 9999")]
+    StartOutOfRange(i64),
+}
+
+impl SimConfig {
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.patients == 0 {
+            return Err(ConfigError::NoPatients);
+        }
+        if !(self.rate_per_sec.is_finite() && self.rate_per_sec > 0.0) {
+            return Err(ConfigError::BadRate(self.rate_per_sec));
+        }
+        let f = &self.faults;
+        let e = &self.episodes;
+        for (name, value) in [
+            ("out_of_order", f.out_of_order),
+            ("late", f.late),
+            ("malformed", f.malformed),
+            ("duplicate", f.duplicate),
+            ("bradycardia_share", e.bradycardia_share),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::BadFraction { name, value });
+            }
+        }
+        let sum = f.out_of_order + f.late + f.malformed + f.duplicate;
+        if sum > 1.0 {
+            return Err(ConfigError::FractionsExceedOne(sum));
+        }
+        for (name, value) in [
+            ("out_of_order_max_ms", f.out_of_order_max_ms as f64),
+            ("late_delay_ms", f.late_delay_ms as f64),
+            ("silence_ms", f.silence_ms as f64),
+            ("plateau_ms", e.plateau_ms as f64),
+        ] {
+            if value <= 0.0 {
+                return Err(ConfigError::NotPositive { name, value });
+            }
+        }
+        for (name, value) in [
+            ("onset_ms", e.onset_ms as f64),
+            ("recovery_ms", e.recovery_ms as f64),
+            ("episode rate_per_hour", e.rate_per_hour),
+            ("silence_rate_per_hour", f.silence_rate_per_hour),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(ConfigError::NotPositive { name, value });
+            }
+        }
+        let gap_ms = self.gap_ms();
+        if f.out_of_order > 0.0 && f.out_of_order_max_ms <= gap_ms {
+            return Err(ConfigError::BoundTooShort {
+                bound_ms: f.out_of_order_max_ms,
+                gap_ms,
+            });
+        }
+        if f.late > 0.0 && f.late_delay_ms <= f.out_of_order_max_ms {
+            return Err(ConfigError::LateWithinBound {
+                late_ms: f.late_delay_ms,
+                bound_ms: f.out_of_order_max_ms,
+            });
+        }
+        if f.malformed > 0.0 && f.malformed_kinds.is_empty() {
+            return Err(ConfigError::NoMalformedKinds);
+        }
+        for (id, _) in &f.clock_skew {
+            if patient_index(id).is_none_or(|i| i >= self.patients) {
+                return Err(ConfigError::UnknownPatient(id.clone()));
+            }
+        }
+        // A year of margin either side leaves room for skew, delays and long runs.
+        const YEAR_MS: i64 = 366 * 86_400_000;
+        if !(hr_model::MIN_TIMESTAMP_MS + YEAR_MS..=hr_model::MAX_TIMESTAMP_MS - YEAR_MS)
+            .contains(&self.start_ms)
+        {
+            return Err(ConfigError::StartOutOfRange(self.start_ms));
+        }
+        Ok(())
+    }
+
+    /// Microseconds between consecutive readings (of any patient).
+    fn period_us(&self) -> u64 {
+        ((1e6 / self.rate_per_sec).round() as u64).max(1)
+    }
+
+    /// The longest gap between consecutive readings' timestamps, whole milliseconds.
+    fn gap_ms(&self) -> i64 {
+        self.period_us().div_ceil(1000) as i64
+    }
+}
+
+/// The id of patient `index` (0-based): `p001`, `p002`, ..., `p999`, `p1000`, ...
+pub fn patient_id(index: usize) -> String {
+    format!("p{:03}", index + 1)
+}
+
+/// The 0-based index of a patient id written by [`patient_id`].
+fn patient_index(id: &str) -> Option<usize> {
+    let digits = id.strip_prefix('p')?;
+    if digits.len() < 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: usize = digits.parse().ok()?;
+    (n >= 1 && patient_id(n - 1) == id).then(|| n - 1)
+}
+
+/// One record as it leaves the simulator, borrowed from the simulation's reused buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The Kafka key: the patient id of the monitor that sent it.
+    pub key: &'a str,
+    /// The JSON bytes (valid, or malformed when `fault` says so).
+    pub payload: &'a [u8],
+    /// The timestamp written in the record (the device's clock, skew included).
+    pub event_time_ms: i64,
+    /// When the reading was really taken (the simulation's clock).
+    pub reading_time_ms: i64,
+    /// When the record is delivered on the simulation's clock; a real-time run waits for it.
+    pub deliver_at_ms: i64,
+    /// The heart rate the monitor measured.
+    pub heart_rate_bpm: u16,
+    /// What, if anything, is unusual about this record.
+    pub fault: Option<Fault>,
+}
+
+impl RecordRef<'_> {
+    /// An owned copy.
+    pub fn to_record(&self) -> Record {
+        Record {
+            patient_id: self.key.to_owned(),
+            payload: self.payload.to_vec(),
+            event_time_ms: self.event_time_ms,
+            reading_time_ms: self.reading_time_ms,
+            deliver_at_ms: self.deliver_at_ms,
+            heart_rate_bpm: self.heart_rate_bpm,
+            fault: self.fault,
+        }
+    }
+}
+
+/// An owned [`RecordRef`], as the [`Simulation`] iterator yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The Kafka key: the patient id of the monitor that sent it.
+    pub patient_id: String,
+    /// The JSON bytes.
+    pub payload: Vec<u8>,
+    /// The timestamp written in the record (device clock).
+    pub event_time_ms: i64,
+    /// When the reading was really taken.
+    pub reading_time_ms: i64,
+    /// When the record is delivered on the simulation's clock.
+    pub deliver_at_ms: i64,
+    /// The heart rate the monitor measured.
+    pub heart_rate_bpm: u16,
+    /// What, if anything, is unusual about this record.
+    pub fault: Option<Fault>,
+}
+
+impl Record {
+    /// The event this record carries, or `None` for a malformed record.
+    pub fn event(&self) -> Option<Event> {
+        match self.fault {
+            Some(Fault::Malformed(_)) => None,
+            _ => Some(Event {
+                patient_id: self.patient_id.clone(),
+                event_time_ms: self.event_time_ms,
+                heart_rate_bpm: self.heart_rate_bpm,
+            }),
+        }
+    }
+}
+
+/// The per-reading fault a draw picked.
+#[derive(Clone, Copy)]
+enum Choice {
+    OutOfOrder,
+    Late,
+    Malformed,
+    Duplicate,
+}
+
+/// A reading waiting for its delivery time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    deliver_at_ms: i64,
+    /// Ties in delivery time keep the order the readings were held back in.
+    seq: u64,
+    patient: u32,
+    reading_time_ms: i64,
+    bpm: u16,
+    fault: Option<Fault>,
+}
+
+/// A monitor: one patient's heart, its device clock and its faults.
+struct Monitor {
+    /// The event rewritten for every reading, so the id is formatted once per run.
+    event: Event,
+    patient: Patient,
+    skew_ms: i64,
+    fault_rng: Pcg64Mcg,
+    next_silence_ms: i64,
+    silent_until_ms: i64,
+    silences: Vec<Silence>,
+    counts: FaultCounts,
+}
+
+/// A running simulation: call [`next_record`](Self::next_record) for borrowed records without
+/// allocating, or iterate for owned [`Record`]s.
+///
+/// # Example
+/// ```
+/// use hr_sim::{SimConfig, Simulation};
+///
+/// let config = SimConfig { patients: 3, max_records: Some(6), ..SimConfig::default() };
+/// let ids: Vec<String> = Simulation::new(config)?.map(|r| r.patient_id).collect();
+/// assert_eq!(ids, ["p001", "p002", "p003", "p001", "p002", "p003"]);
+/// # Ok::<(), hr_sim::ConfigError>(())
+/// ```
+pub struct Simulation {
+    config: SimConfig,
+    monitors: Vec<Monitor>,
+    period_us: u64,
+    end_ms: Option<i64>,
+    tick: u64,
+    generating: bool,
+    pending: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    malformed_cursor: usize,
+    silence_gap: Option<Exp<f64>>,
+    buf: Vec<u8>,
+    readings: u64,
+    records: u64,
+    last_reading_ms: Option<i64>,
+}
+
+/// What [`Simulation::advance`] produced, with the payload in `buf`.
+#[derive(Clone, Copy)]
+struct Emitted {
+    patient: usize,
+    reading_time_ms: i64,
+    deliver_at_ms: i64,
+    bpm: u16,
+    fault: Option<Fault>,
+}
+
+impl Simulation {
+    /// A simulation ready to produce its first record.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] if the configuration is invalid (see [`SimConfig::validate`]).
+    pub fn new(config: SimConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let period_us = config.period_us();
+        let interval_ms = period_us as f64 * config.patients as f64 / 1000.0;
+        let silence_gap = (config.faults.silence_rate_per_hour > 0.0).then(|| {
+            Exp::new(config.faults.silence_rate_per_hour / 3_600_000.0).expect("validated positive")
+        });
+        let monitors = (0..config.patients)
+            .map(|i| {
+                let id = patient_id(i);
+                let skew_ms = config
+                    .faults
+                    .clock_skew
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| *p == id)
+                    .map_or(0, |&(_, s)| s);
+                let mut fault_rng = stream(config.seed, i, 3);
+                let next_silence_ms = match &silence_gap {
+                    Some(d) => config.start_ms + d.sample(&mut fault_rng) as i64,
+                    None => i64::MAX,
+                };
+                Monitor {
+                    event: Event {
+                        patient_id: id,
+                        event_time_ms: 0,
+                        heart_rate_bpm: 0,
+                    },
+                    patient: Patient::new(
+                        config.seed,
+                        i,
+                        config.start_ms,
+                        interval_ms,
+                        &config.episodes,
+                    ),
+                    skew_ms,
+                    fault_rng,
+                    next_silence_ms,
+                    silent_until_ms: i64::MIN,
+                    silences: Vec::new(),
+                    counts: FaultCounts::default(),
+                }
+            })
+            .collect();
+        Ok(Self {
+            end_ms: config
+                .duration_ms
+                .map(|d| config.start_ms.saturating_add(d)),
+            config,
+            monitors,
+            period_us,
+            tick: 0,
+            generating: true,
+            pending: BinaryHeap::new(),
+            seq: 0,
+            malformed_cursor: 0,
+            silence_gap,
+            buf: Vec::with_capacity(128),
+            readings: 0,
+            records: 0,
+            last_reading_ms: None,
+        })
+    }
+
+    /// The configuration this simulation runs.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Records produced so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Readings taken so far, including those a silent monitor swallowed and those still held
+    /// back.
+    pub fn readings(&self) -> u64 {
+        self.readings
+    }
+
+    /// The simulation's clock: the time of the latest reading taken, or the start.
+    pub fn now_ms(&self) -> i64 {
+        self.last_reading_ms.unwrap_or(self.config.start_ms)
+    }
+
+    /// The next record, or `None` when the run is over. The record borrows the simulation's
+    /// buffers: nothing is allocated per record.
+    pub fn next_record(&mut self) -> Option<RecordRef<'_>> {
+        let e = self.advance()?;
+        let m = &self.monitors[e.patient];
+        Some(RecordRef {
+            key: &m.event.patient_id,
+            payload: &self.buf,
+            event_time_ms: e.reading_time_ms + m.skew_ms,
+            reading_time_ms: e.reading_time_ms,
+            deliver_at_ms: e.deliver_at_ms,
+            heart_rate_bpm: e.bpm,
+            fault: e.fault,
+        })
+    }
+
+    fn tick_time_ms(&self, tick: u64) -> i64 {
+        // u128 so that a billion readings at a microsecond apart cannot overflow.
+        self.config.start_ms + (u128::from(tick) * u128::from(self.period_us) / 1000) as i64
+    }
+
+    fn advance(&mut self) -> Option<Emitted> {
+        if self
+            .config
+            .max_records
+            .is_some_and(|max| self.records >= max)
+        {
+            return None;
+        }
+        loop {
+            let next_tick_ms = if self.generating {
+                let t = self.tick_time_ms(self.tick);
+                if self.end_ms.is_some_and(|end| t >= end) {
+                    self.generating = false;
+                    None
+                } else {
+                    Some(t)
+                }
+            } else {
+                None
+            };
+            // A held-back reading goes out before any reading taken at or after its delivery
+            // time: that is what makes it arrive behind newer readings.
+            if let Some(Reverse(p)) = self.pending.peek().copied()
+                && next_tick_ms.is_none_or(|t| p.deliver_at_ms <= t)
+            {
+                self.pending.pop();
+                let e = Emitted {
+                    patient: p.patient as usize,
+                    reading_time_ms: p.reading_time_ms,
+                    deliver_at_ms: p.deliver_at_ms,
+                    bpm: p.bpm,
+                    fault: p.fault,
+                };
+                return Some(self.emit(e));
+            }
+            let t = next_tick_ms?;
+            let patient = (self.tick % self.monitors.len() as u64) as usize;
+            self.tick += 1;
+            self.readings += 1;
+            self.last_reading_ms = Some(t);
+            if let Some(e) = self.take_reading(patient, t) {
+                return Some(self.emit(e));
+            }
+        }
+    }
+
+    /// Takes patient `p`'s reading at `t` and decides its fate: delivered now (returned), held
+    /// back (queued) or swallowed by a silence.
+    fn take_reading(&mut self, p: usize, t: i64) -> Option<Emitted> {
+        let faults = &self.config.faults;
+        let m = &mut self.monitors[p];
+        // The heart keeps beating while the monitor is silent, so the model advances either way.
+        let bpm = m.patient.reading(t);
+        if t >= m.next_silence_ms && t >= m.silent_until_ms {
+            let until = t + faults.silence_ms;
+            m.silent_until_ms = until;
+            m.silences.push(Silence {
+                start_ms: t + m.skew_ms,
+                end_ms: until + m.skew_ms,
+            });
+            m.counts.silences += 1;
+            let gap = self
+                .silence_gap
+                .expect("silences are scheduled only with a rate");
+            m.next_silence_ms = until + gap.sample(&mut m.fault_rng) as i64;
+        }
+        if t < m.silent_until_ms {
+            m.counts.silenced_readings += 1;
+            return None;
+        }
+        let now = Emitted {
+            patient: p,
+            reading_time_ms: t,
+            deliver_at_ms: t,
+            bpm,
+            fault: None,
+        };
+        if !faults.any_per_reading() {
+            return Some(now);
+        }
+        let u: f64 = m.fault_rng.random();
+        let mut edge = 0.0;
+        let choice = [
+            (faults.out_of_order, Choice::OutOfOrder),
+            (faults.late, Choice::Late),
+            (faults.malformed, Choice::Malformed),
+            (faults.duplicate, Choice::Duplicate),
+        ]
+        .into_iter()
+        .find(|&(fraction, _)| {
+            edge += fraction;
+            u < edge
+        })
+        .map(|(_, c)| c);
+        match choice {
+            None => Some(now),
+            Some(Choice::OutOfOrder) => {
+                // Strictly more than one reading gap, so at least the next reading overtakes it.
+                let min = self.period_us.div_ceil(1000) as i64 + 1;
+                let delay = m.fault_rng.random_range(min..=faults.out_of_order_max_ms);
+                hold(
+                    &mut self.pending,
+                    &mut self.seq,
+                    now,
+                    delay,
+                    Fault::OutOfOrder,
+                );
+                None
+            }
+            Some(Choice::Late) => {
+                hold(
+                    &mut self.pending,
+                    &mut self.seq,
+                    now,
+                    faults.late_delay_ms,
+                    Fault::Late,
+                );
+                None
+            }
+            Some(Choice::Malformed) => {
+                let kinds = &faults.malformed_kinds;
+                let kind = kinds[self.malformed_cursor % kinds.len()];
+                self.malformed_cursor += 1;
+                Some(Emitted {
+                    fault: Some(Fault::Malformed(kind)),
+                    ..now
+                })
+            }
+            Some(Choice::Duplicate) => {
+                // The copy goes right behind the original, as a producer retry would send it.
+                hold(&mut self.pending, &mut self.seq, now, 0, Fault::Duplicate);
+                Some(now)
+            }
+        }
+    }
+
+    /// Renders `e` into `buf` and counts it.
+    fn emit(&mut self, e: Emitted) -> Emitted {
+        let m = &mut self.monitors[e.patient];
+        let event_time_ms = e.reading_time_ms + m.skew_ms;
+        match e.fault {
+            Some(Fault::Malformed(kind)) => write_malformed(
+                kind,
+                &m.event.patient_id,
+                event_time_ms,
+                e.bpm,
+                &mut self.buf,
+            ),
+            _ => {
+                m.event.event_time_ms = event_time_ms;
+                m.event.heart_rate_bpm = e.bpm;
+                self.buf.clear();
+                m.event.write_json(&mut self.buf);
+            }
+        }
+        m.counts.count(e.fault);
+        if m.skew_ms != 0 {
+            m.counts.skewed += 1;
+        }
+        self.records += 1;
+        e
+    }
+
+    /// What this run has injected so far: per patient, the episodes (in the device's clock,
+    /// like the data) and silences, and every fault count.
+    pub fn ground_truth(&self) -> GroundTruth {
+        let mut totals = FaultCounts::default();
+        let patients = self
+            .monitors
+            .iter()
+            .map(|m| {
+                totals.add(&m.counts);
+                PatientTruth {
+                    patient_id: m.event.patient_id.clone(),
+                    baseline_bpm: (m.patient.baseline_bpm() * 10.0).round() / 10.0,
+                    clock_skew_ms: m.skew_ms,
+                    episodes: m
+                        .patient
+                        .episodes()
+                        .iter()
+                        .map(|e| EpisodeTruth::new(e, m.skew_ms))
+                        .collect(),
+                    silences: m.silences.clone(),
+                    faults: m.counts.clone(),
+                }
+            })
+            .collect();
+        GroundTruth {
+            seed: self.config.seed,
+            start_ms: self.config.start_ms,
+            last_reading_ms: self.last_reading_ms,
+            readings: self.readings,
+            records: self.records,
+            faults: totals,
+            patients,
+        }
+    }
+}
+
+/// Queues `e` for delivery `delay_ms` after it was taken.
+fn hold(
+    pending: &mut BinaryHeap<Reverse<Pending>>,
+    seq: &mut u64,
+    e: Emitted,
+    delay_ms: i64,
+    fault: Fault,
+) {
+    *seq += 1;
+    pending.push(Reverse(Pending {
+        deliver_at_ms: e.reading_time_ms + delay_ms,
+        seq: *seq,
+        patient: e.patient as u32,
+        reading_time_ms: e.reading_time_ms,
+        bpm: e.bpm,
+        fault: Some(fault),
+    }));
+}
+
+impl Iterator for Simulation {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        self.next_record().map(|r| r.to_record())
+    }
+}
