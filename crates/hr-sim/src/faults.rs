@@ -176,14 +176,17 @@ fn format_u16(mut value: u16, buf: &mut [u8; 5]) -> &[u8] {
 /// Which faults to inject and how hard. Everything is off by default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultConfig {
-    /// Fraction of readings delivered out of order, later than newer readings but by no more
-    /// than [`out_of_order_max_ms`](Self::out_of_order_max_ms) of event time.
+    /// Fraction of readings delivered out of order: each is held back a random delay of more
+    /// than one reading gap and at most [`out_of_order_max_ms`](Self::out_of_order_max_ms),
+    /// and in any case until a newer valid reading has been sent.
     pub out_of_order: f64,
     /// The out-of-order bound, milliseconds. Keep it below the pipeline's out-of-orderness
     /// (5 s by default) so these readings still land in their windows.
     pub out_of_order_max_ms: i64,
     /// Fraction of readings delivered late: held back by
-    /// [`late_delay_ms`](Self::late_delay_ms) of event time.
+    /// [`late_delay_ms`](Self::late_delay_ms), and in any case until their own monitor has
+    /// sent a valid reading taken that long after them (so they are late for a per-patient
+    /// watermark as much as for the stream's).
     pub late: f64,
     /// How long a late reading is held back, milliseconds. To reach the pipeline's late topic it
     /// must exceed window size + out-of-orderness + allowed lateness (60 s + 5 s + 0 by default),

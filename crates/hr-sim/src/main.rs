@@ -111,7 +111,7 @@ struct Args {
     /// Simulate time from this RFC 3339 instant, as fast as possible (default: real time).
     #[arg(long, value_name = "RFC3339", value_parser = parse_start)]
     start: Option<i64>,
-    /// Stop taking readings after this much event time (held-back readings still go out).
+    /// Stop after this much event time (readings still held back then are not sent).
     #[arg(long, value_parser = parse_duration_ms)]
     duration: Option<i64>,
     /// Stop after this many records.

@@ -33,8 +33,9 @@ pub struct SimConfig {
     pub start_ms: i64,
     /// Readings per second of event time, over all patients.
     pub rate_per_sec: f64,
-    /// Stop taking readings at `start_ms + duration_ms` (held-back readings are still
-    /// delivered). `None` runs until `max_records` or forever.
+    /// Stop at `start_ms + duration_ms` of event time. Readings still held back then are not
+    /// sent (the ground truth counts them as `unsent`). `None` runs until `max_records` or
+    /// forever.
     pub duration_ms: Option<i64>,
     /// Stop after this many records (valid, malformed and duplicate alike).
     pub max_records: Option<u64>,
@@ -325,6 +326,8 @@ struct Monitor {
     silent_until_ms: i64,
     silences: Vec<Silence>,
     counts: FaultCounts,
+    /// Reading time of the newest valid record sent (malformed ones move no watermark).
+    newest_sent_ms: i64,
 }
 
 /// A running simulation: call [`next_record`](Self::next_record) for borrowed records without
@@ -354,6 +357,8 @@ pub struct Simulation {
     readings: u64,
     records: u64,
     last_reading_ms: Option<i64>,
+    /// Reading time of the newest valid record sent, over all monitors.
+    newest_sent_ms: i64,
 }
 
 /// What [`Simulation::advance`] produced, with the payload in `buf`.
@@ -410,6 +415,7 @@ impl Simulation {
                     fault_rng,
                     next_silence_ms,
                     silent_until_ms: i64::MIN,
+                    newest_sent_ms: i64::MIN,
                     silences: Vec::new(),
                     counts: FaultCounts::default(),
                 }
@@ -432,6 +438,7 @@ impl Simulation {
             readings: 0,
             records: 0,
             last_reading_ms: None,
+            newest_sent_ms: i64::MIN,
         })
     }
 
@@ -486,23 +493,29 @@ impl Simulation {
             return None;
         }
         loop {
-            let next_tick_ms = if self.generating {
-                let t = self.tick_time_ms(self.tick);
-                if self.end_ms.is_some_and(|end| t >= end) {
-                    self.generating = false;
-                    None
-                } else {
-                    Some(t)
-                }
-            } else {
-                None
-            };
+            if !self.generating {
+                return None;
+            }
+            let t = self.tick_time_ms(self.tick);
+            if self.end_ms.is_some_and(|end| t >= end) {
+                // Readings still held back are never sent, like the buffer of a monitor that
+                // is switched off; the ground truth reports them as unsent.
+                self.generating = false;
+                return None;
+            }
             // A held-back reading goes out before any reading taken at or after its delivery
             // time: that is what makes it arrive behind newer readings.
-            if let Some(Reverse(p)) = self.pending.peek().copied()
-                && next_tick_ms.is_none_or(|t| p.deliver_at_ms <= t)
+            if let Some(Reverse(mut p)) = self.pending.peek().copied()
+                && p.deliver_at_ms <= t
             {
                 self.pending.pop();
+                if let Some(retry_at) = self.not_yet(&p) {
+                    p.deliver_at_ms = retry_at;
+                    self.seq += 1;
+                    p.seq = self.seq;
+                    self.pending.push(Reverse(p));
+                    continue;
+                }
                 let e = Emitted {
                     patient: p.patient as usize,
                     reading_time_ms: p.reading_time_ms,
@@ -512,7 +525,6 @@ impl Simulation {
                 };
                 return Some(self.emit(e));
             }
-            let t = next_tick_ms?;
             let patient = (self.tick % self.monitors.len() as u64) as usize;
             self.tick += 1;
             self.readings += 1;
@@ -520,6 +532,31 @@ impl Simulation {
             if let Some(e) = self.take_reading(patient, t) {
                 return Some(self.emit(e));
             }
+        }
+    }
+
+    /// When a due held-back record cannot yet keep its promise, the time to try again.
+    ///
+    /// Its delay alone does not guarantee the promise: the readings that were meant to overtake
+    /// it may themselves be held back, or its monitor may have gone silent. So an out-of-order
+    /// record waits until some newer valid reading has been sent, and a late one until its own
+    /// monitor has sent a valid reading taken `late_delay_ms` after it: then it is late both for
+    /// the stream's watermark and for its own patient's.
+    fn not_yet(&self, p: &Pending) -> Option<i64> {
+        let next_tick_ms = self.tick_time_ms(self.tick);
+        match p.fault {
+            Some(Fault::OutOfOrder) if self.newest_sent_ms <= p.reading_time_ms => {
+                Some(next_tick_ms + 1)
+            }
+            Some(Fault::Late)
+                if self.monitors[p.patient as usize].newest_sent_ms
+                    < p.reading_time_ms + self.config.faults.late_delay_ms =>
+            {
+                let n = self.monitors.len() as u64;
+                let own_next_tick = self.tick + (u64::from(p.patient) + n - self.tick % n) % n;
+                Some(self.tick_time_ms(own_next_tick) + 1)
+            }
+            _ => None,
         }
     }
 
@@ -632,6 +669,10 @@ impl Simulation {
                 m.event.write_json(&mut self.buf);
             }
         }
+        if !matches!(e.fault, Some(Fault::Malformed(_))) {
+            m.newest_sent_ms = m.newest_sent_ms.max(e.reading_time_ms);
+            self.newest_sent_ms = self.newest_sent_ms.max(e.reading_time_ms);
+        }
         m.counts.count(e.fault);
         if m.skew_ms != 0 {
             m.counts.skewed += 1;
@@ -670,6 +711,11 @@ impl Simulation {
             last_reading_ms: self.last_reading_ms,
             readings: self.readings,
             records: self.records,
+            unsent: self
+                .pending
+                .iter()
+                .filter(|Reverse(p)| p.fault != Some(Fault::Duplicate))
+                .count() as u64,
             faults: totals,
             patients,
         }

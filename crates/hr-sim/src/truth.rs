@@ -19,6 +19,9 @@ pub struct GroundTruth {
     pub readings: u64,
     /// Records sent.
     pub records: u64,
+    /// Held-back (out-of-order or late) readings still waiting when the run ended, never sent
+    /// and not counted as faults. `records + unsent = readings - silenced_readings + duplicate`.
+    pub unsent: u64,
     /// Fault counts over all patients.
     pub faults: FaultCounts,
     /// Per patient, in id order.

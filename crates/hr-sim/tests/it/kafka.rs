@@ -1,0 +1,1 @@
+//! Records reach a real broker, keyed by patient, and a consumer reads them back.

@@ -1,0 +1,13 @@
+//! hr-sim integration tests, one binary:
+//! - `payload`: the seed's payload checks (shape, types, ranges, timezone-aware timestamps);
+//! - `determinism`: same seed, same bytes, from the library and from the binary;
+//! - `episodes`: injected episodes show in one-minute window averages, and nothing else does;
+//! - `faults`: each fault produces what it claims and is counted in the ground truth;
+//! - `kafka`: records reach a real broker keyed by patient and readable by a consumer.
+
+mod common;
+mod determinism;
+mod episodes;
+mod faults;
+mod kafka;
+mod payload;
