@@ -70,11 +70,16 @@ pub(crate) fn align_down(t: i64, unit: i64) -> i64 {
     t - t.rem_euclid(unit)
 }
 
-/// The smallest multiple of `unit` at or above `t`.
+/// The smallest multiple of `unit` at or above `t`, or `i64::MAX` when there is none (only for a
+/// `t` derived from an infinite watermark, above every window).
 #[inline]
 pub(crate) fn align_up(t: i64, unit: i64) -> i64 {
     let r = t.rem_euclid(unit);
-    if r == 0 { t } else { t + (unit - r) }
+    if r == 0 {
+        t
+    } else {
+        t.checked_add(unit - r).unwrap_or(i64::MAX)
+    }
 }
 
 pub(crate) fn gcd(mut a: i64, mut b: i64) -> i64 {
