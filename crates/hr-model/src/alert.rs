@@ -195,3 +195,60 @@ impl Alert {
         serde_json::to_string(self).expect("an alert always serialises")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_threshold_boundaries() {
+        let t = Thresholds::default();
+        let cases = [
+            (100.0, AlertType::Normal),
+            (100.0001, AlertType::Tachycardia),
+            (101.0, AlertType::Tachycardia),
+            (50.0, AlertType::Normal),
+            (49.9999, AlertType::Bradycardia),
+            (75.0, AlertType::Normal),
+        ];
+        for (avg, expected) in cases {
+            assert_eq!(classify_window(avg, &t), expected, "{avg}");
+        }
+        let custom = Thresholds {
+            tachycardia_above: 120.0,
+            bradycardia_below: 40.0,
+        };
+        assert_eq!(classify_window(110.0, &custom), AlertType::Normal);
+        assert_eq!(classify_window(45.0, &custom), AlertType::Normal);
+        assert_eq!(classify_window(39.0, &custom), AlertType::Bradycardia);
+    }
+
+    #[test]
+    fn stats_merge_is_order_independent() {
+        let readings = [94u16, 120, 51, 49, 300];
+        let mut all = HrStats::default();
+        readings.iter().for_each(|&r| all.add(r));
+        let (mut left, mut right) = (HrStats::EMPTY, HrStats::EMPTY);
+        readings[..2].iter().for_each(|&r| left.add(r));
+        readings[2..].iter().for_each(|&r| right.add(r));
+        right.merge(&left);
+        assert_eq!(right, all);
+        assert_eq!((all.min, all.max, all.count, all.sum), (49, 300, 5, 614));
+        assert_eq!(all.avg(), Some(122.8));
+        assert_eq!(HrStats::EMPTY.avg(), None);
+    }
+
+    #[test]
+    fn alert_json_is_readable_by_other_tools() {
+        let mut stats = HrStats::EMPTY;
+        stats.add(100);
+        stats.add(103);
+        let alert = Alert::from_stats("p001", 60_000, 120_000, &stats, 1, &Thresholds::DEFAULT);
+        assert_eq!(
+            alert.to_json(),
+            r#"{"patient_id":"p001","window_start":60000,"window_end":120000,"avg_hr":101.5,"min_hr":100,"max_hr":103,"count":2,"alert_type":"tachycardia","revision":1}"#
+        );
+        let back: Alert = serde_json::from_str(&alert.to_json()).unwrap();
+        assert_eq!(back, alert);
+    }
+}

@@ -5,6 +5,7 @@
 //! one by one from their text, which is what lets a wrong-typed value be reported exactly as
 //! sent and costs nothing on the valid path: strings without escapes are sliced, not copied.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
@@ -75,6 +76,31 @@ impl Validation {
         let text = std::str::from_utf8(bytes).map_err(|e| ParseError::NotUtf8 {
             valid_up_to: e.valid_up_to(),
         })?;
+        // Valid messages, nearly all of them, take one typed pass. Anything that pass does
+        // not accept is read again, field by field from its JSON text, to say exactly why;
+        // that second reading is the authority on errors, the first only ever says "valid".
+        match self.parse_valid(text) {
+            Some(event) => Ok(event),
+            None => self.diagnose(text),
+        }
+    }
+
+    fn parse_valid(&self, text: &str) -> Option<Event> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let typed = de.deserialize_map(TypedVisitor).ok()?;
+        de.end().ok()?;
+        let patient_id = typed.patient_id?;
+        if typed.duplicate || patient_id.trim().is_empty() {
+            return None;
+        }
+        Some(Event {
+            event_time_ms: parse_timestamp(&typed.timestamp?).ok()?,
+            heart_rate_bpm: self.in_range(typed.heart_rate_bpm?)?,
+            patient_id: patient_id.into_owned(),
+        })
+    }
+
+    fn diagnose(&self, text: &str) -> Result<Event, ParseError> {
         let fields = read_fields(text)?;
         if let Some(field) = fields.duplicate {
             return Err(ParseError::DuplicateField { field });
@@ -165,6 +191,98 @@ impl Default for Validation {
 /// ```
 pub fn parse_event(bytes: &[u8]) -> Result<Event, ParseError> {
     Validation::DEFAULT.parse(bytes)
+}
+
+/// The known fields decoded as the types a valid message has; any other type fails the pass.
+#[derive(Default)]
+struct Typed<'a> {
+    patient_id: Option<Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
+    heart_rate_bpm: Option<i64>,
+    duplicate: bool,
+}
+
+struct TypedVisitor;
+
+impl<'de> Visitor<'de> for TypedVisitor {
+    type Value = Typed<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Typed<'de>, A::Error> {
+        let mut typed = Typed::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            let repeated = match key {
+                Key::PatientId => typed
+                    .patient_id
+                    .replace(map.next_value::<JsonStr>()?.0)
+                    .is_some(),
+                Key::Timestamp => typed
+                    .timestamp
+                    .replace(map.next_value::<JsonStr>()?.0)
+                    .is_some(),
+                Key::HeartRateBpm => typed
+                    .heart_rate_bpm
+                    .replace(map.next_value::<JsonInt>()?.0)
+                    .is_some(),
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    false
+                }
+            };
+            typed.duplicate |= repeated;
+        }
+        Ok(typed)
+    }
+}
+
+/// A JSON string, borrowed from the input unless it has escapes.
+struct JsonStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for JsonStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// A JSON integer that fits an `i64`. serde_json hands `-0` and integers beyond 64 bits over
+/// as floats, so those fail here and are judged by their text in the second reading.
+struct JsonInt(i64);
+
+impl<'de> Deserialize<'de> for JsonInt {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = JsonInt;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<JsonInt, E> {
+                Ok(JsonInt(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<JsonInt, E> {
+                i64::try_from(v)
+                    .map(JsonInt)
+                    .map_err(|_| E::custom("integer beyond i64"))
+            }
+        }
+        deserializer.deserialize_i64(IntVisitor)
+    }
 }
 
 /// The known fields' JSON text, borrowed from the input.
@@ -267,18 +385,19 @@ fn present(field: Field, raw: Option<&RawValue>) -> Result<&RawValue, ParseError
 }
 
 /// A string field's value, borrowed from the input unless it contains escapes.
-fn json_str<'a>(
-    field: Field,
-    raw: Option<&'a RawValue>,
-) -> Result<std::borrow::Cow<'a, str>, ParseError> {
+fn json_str<'a>(field: Field, raw: Option<&'a RawValue>) -> Result<Cow<'a, str>, ParseError> {
     let text = present(field, raw)?.get();
     match json_type(text) {
         // serde_json has validated the literal, so without a backslash its content is the
         // text between the quotes.
         "string" if !text.contains('\\') => Ok(text[1..text.len() - 1].into()),
-        "string" => Ok(serde_json::from_str::<String>(text)
-            .expect("serde_json re-reads a string literal it has validated")
-            .into()),
+        // Skipping a string checks only that each `\u` has four hex digits; decoding it can
+        // still fail on a lone UTF-16 surrogate, which no Rust string can hold.
+        "string" => serde_json::from_str::<String>(text)
+            .map(Cow::Owned)
+            .map_err(|e| ParseError::InvalidJson {
+                message: format!("field `{field}` is not a decodable string: {e}"),
+            }),
         found => Err(wrong_type(field, "a string", found, text)),
     }
 }
@@ -315,6 +434,8 @@ mod tests {
 
     #[track_caller]
     fn err(msg: &str) -> ParseError {
+        // The typed pass must never accept what the diagnosis refuses.
+        assert!(Validation::DEFAULT.parse_valid(msg).is_none(), "{msg}");
         parse_event(msg.as_bytes()).expect_err(msg)
     }
 
@@ -401,6 +522,18 @@ mod tests {
             assert_eq!(e.code(), "invalid_json");
             assert!(e.to_string().contains("line 1"), "{e}");
         }
+    }
+
+    #[test]
+    fn lone_surrogate_escape_is_invalid_json() {
+        for field in ["patient_id", "timestamp"] {
+            let e = err(&seed_with(field, Some(r#""\udcce1-20""#)));
+            assert_eq!(e.code(), "invalid_json");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        // A well-formed surrogate pair decodes.
+        let ok = parse_event(seed_with("patient_id", Some(r#""p\ud83d\udc93""#)).as_bytes());
+        assert_eq!(ok.unwrap().patient_id, "p\u{1f493}");
     }
 
     #[test]
@@ -587,5 +720,91 @@ mod tests {
             ("wrong_type", crate::MAX_RAW_LEN + 3)
         );
         assert_eq!(err(&deep).code(), "not_object");
+    }
+
+    fn any_event() -> impl proptest::strategy::Strategy<Value = Event> {
+        use proptest::prelude::*;
+        (
+            any::<String>().prop_filter("blank ids are refused", |id| !id.trim().is_empty()),
+            crate::MIN_TIMESTAMP_MS..=crate::MAX_TIMESTAMP_MS,
+            Validation::DEFAULT.min_bpm..=Validation::DEFAULT.max_bpm,
+        )
+            .prop_map(|(patient_id, event_time_ms, heart_rate_bpm)| Event {
+                patient_id,
+                event_time_ms,
+                heart_rate_bpm,
+            })
+    }
+
+    /// The seed message with random bytes overwritten, inserted or removed: closer to real
+    /// corruption than uniformly random bytes, so it reaches the field checks.
+    fn mutated_seed() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        proptest::collection::vec((0usize..SEED.len(), any::<u8>(), 0u8..3), 1..6).prop_map(
+            |edits| {
+                let mut bytes = SEED.as_bytes().to_vec();
+                for (at, byte, op) in edits {
+                    let at = at.min(bytes.len().saturating_sub(1));
+                    match op {
+                        0 if !bytes.is_empty() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ if !bytes.is_empty() => {
+                            bytes.remove(at);
+                        }
+                        _ => {}
+                    }
+                }
+                bytes
+            },
+        )
+    }
+
+    /// Whatever parses must write back out and parse to the same event.
+    fn check_consistent(bytes: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+        match parse_event(bytes) {
+            Ok(event) => {
+                proptest::prop_assert!(!event.patient_id.trim().is_empty());
+                proptest::prop_assert!((20..=300).contains(&event.heart_rate_bpm));
+                proptest::prop_assert_eq!(parse_event(event.to_json().as_bytes()), Ok(event));
+            }
+            Err(e) => {
+                proptest::prop_assert!(!e.to_string().is_empty());
+                if let Some(raw) = e.raw() {
+                    proptest::prop_assert!(raw.len() <= crate::MAX_RAW_LEN + 3);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_valid_event_round_trips(event in any_event()) {
+            let json = event.to_json();
+            proptest::prop_assert_eq!(parse_event(json.as_bytes()), Ok(event.clone()));
+            proptest::prop_assert_eq!(serde_json::to_string(&event).unwrap(), json.clone());
+            proptest::prop_assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            check_consistent(&bytes)?;
+        }
+
+        #[test]
+        fn corrupted_seed_never_panics(bytes in mutated_seed()) {
+            check_consistent(&bytes)?;
+        }
+
+        #[test]
+        fn typed_pass_and_diagnosis_agree(bytes in mutated_seed()) {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let v = Validation::DEFAULT;
+                match v.parse_valid(text) {
+                    Some(event) => proptest::prop_assert_eq!(v.diagnose(text), Ok(event)),
+                    None => proptest::prop_assert!(v.diagnose(text).is_err(), "{}", text),
+                }
+            }
+        }
     }
 }

@@ -326,4 +326,75 @@ mod tests {
     fn format_panics_out_of_range() {
         format_timestamp(MAX_TIMESTAMP_MS + 1);
     }
+
+    /// Days from 1970-01-01 to a proleptic Gregorian date, by Howard Hinnant's
+    /// `days_from_civil`: an independent check on the `time` crate's calendar.
+    fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn days_in_month(year: i64, month: i64) -> i64 {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn epoch_ms_matches_independent_computation(
+            year in 0i64..=9999,
+            month in 1i64..=12,
+            day_seed in 0i64..31,
+            hour in 0i64..24,
+            minute in 0i64..60,
+            second in 0i64..60,
+            fraction in "[0-9]{0,12}",
+            offset in proptest::option::of((proptest::bool::ANY, 0i64..24, 0i64..60)),
+        ) {
+            let day = 1 + day_seed % days_in_month(year, month);
+            let (suffix, offset_s) = match offset {
+                None => ("Z".to_owned(), 0),
+                Some((west, h, m)) => {
+                    let sign = if west { '-' } else { '+' };
+                    let secs = (h * 3600 + m * 60) * if west { -1 } else { 1 };
+                    (format!("{sign}{h:02}:{m:02}"), secs)
+                }
+            };
+            let dot = if fraction.is_empty() { "" } else { "." };
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{dot}{fraction}{suffix}"
+            );
+            let millis: i64 = format!("{fraction:0<3}")[..3].parse().unwrap();
+            let expected = (days_from_civil(year, month, day) * 86_400
+                + hour * 3600 + minute * 60 + second - offset_s) * 1000 + millis;
+            if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&expected) {
+                proptest::prop_assert_eq!(parse_timestamp(&text), Ok(expected), "{}", text);
+                // Without the offset the same text is naive, never silently UTC.
+                let naive = &text[..text.len() - suffix.len()];
+                proptest::prop_assert_eq!(parse_timestamp(naive).unwrap_err().code(), "naive_timestamp");
+            } else {
+                proptest::prop_assert_eq!(parse_timestamp(&text).unwrap_err().code(), "bad_timestamp");
+            }
+        }
+
+        #[test]
+        fn format_then_parse_is_identity(ms in MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS) {
+            let text = format_timestamp(ms);
+            proptest::prop_assert_eq!(text.len(), TIMESTAMP_LEN);
+            proptest::prop_assert_eq!(parse_timestamp(&text), Ok(ms));
+            // The date part agrees with the independent calendar too.
+            let (y, m, d) = (&text[0..4], &text[5..7], &text[8..10]);
+            let days = days_from_civil(y.parse().unwrap(), m.parse().unwrap(), d.parse().unwrap());
+            proptest::prop_assert_eq!(days, ms.div_euclid(86_400_000));
+        }
+    }
 }
