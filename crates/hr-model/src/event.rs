@@ -129,19 +129,18 @@ impl<'de> Deserialize<'de> for Event {
             heart_rate_bpm: i64,
         }
         let wire = Wire::deserialize(deserializer)?;
-        let checked = || -> Result<Event, ParseError> {
-            if wire.patient_id.trim().is_empty() {
-                return Err(ParseError::EmptyPatientId {
-                    raw: crate::error::quoted_raw(&wire.patient_id),
-                });
-            }
-            Ok(Event {
-                event_time_ms: parse_timestamp(&wire.timestamp)?,
-                heart_rate_bpm: Validation::DEFAULT.check_bpm(wire.heart_rate_bpm)?,
-                patient_id: wire.patient_id.clone(),
-            })
-        };
-        checked().map_err(de::Error::custom)
+        if wire.patient_id.trim().is_empty() {
+            return Err(de::Error::custom(ParseError::EmptyPatientId {
+                raw: crate::error::quoted_raw(&wire.patient_id),
+            }));
+        }
+        Ok(Event {
+            event_time_ms: parse_timestamp(&wire.timestamp).map_err(de::Error::custom)?,
+            heart_rate_bpm: Validation::DEFAULT
+                .check_bpm(wire.heart_rate_bpm)
+                .map_err(de::Error::custom)?,
+            patient_id: wire.patient_id,
+        })
     }
 }
 

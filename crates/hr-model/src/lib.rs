@@ -15,9 +15,11 @@
 //! is worse than refusing it. Event time is kept as epoch milliseconds, floored, so a reading
 //! at `07:15:59.9999` never rounds into the next window.
 //!
-//! serde_json does the JSON (no hand-rolled parser): the known fields are borrowed as raw JSON
-//! text and checked from there, which keeps the valid path allocation-light (one `String` for
-//! the patient id) and lets a wrong-typed value be quoted exactly.
+//! serde_json does the JSON and `time` the RFC 3339 (no hand-rolled parser). A valid message
+//! takes one typed pass that borrows its strings (the only allocation is the patient id's
+//! `String`); an invalid one is read a second time from each field's raw JSON text, so the
+//! error can quote the value exactly as sent. Writing goes the other way without allocating:
+//! [`Event::write_json`] appends the seed's JSON shape to a reusable buffer.
 //!
 //! # Example
 //! ```

@@ -1,9 +1,13 @@
 //! From bytes off the wire to a validated [`Event`], or a [`ParseError`] that says why not.
 //!
-//! serde_json does the JSON: a map visitor borrows each known field's value as a
-//! [`RawValue`] (the exact JSON text) and skips every other field. The fields are then checked
-//! one by one from their text, which is what lets a wrong-typed value be reported exactly as
-//! sent and costs nothing on the valid path: strings without escapes are sliced, not copied.
+//! serde_json does the JSON, in two readings. The first decodes the three known fields as the
+//! types a valid message has (strings borrowed from the input, the heart rate as an integer),
+//! skips every other field, and gives up at the first surprise. Nearly every message stops
+//! there. A message the first reading gives up on is read again: a map visitor borrows each
+//! known field's value as a [`RawValue`] (its exact JSON text), and the fields are checked
+//! one by one from that text, so an error can say which field is wrong, what type it has and
+//! quote it as sent. The second reading alone decides errors; the first can only say "valid"
+//! (a property test holds them to agreeing).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -20,13 +24,13 @@ use crate::timestamp::parse_timestamp;
 ///
 /// The default accepts 20 to 300 bpm inclusive ([`Validation::DEFAULT`]):
 ///
-/// - **20 bpm** is below the slowest rhythms that sustain an adult (complete heart block and
-///   well-trained athletes asleep sit in the high 20s to 40s), so a lower number from a
-///   monitor is far more often a lead-off or motion artefact than a heartbeat. Bradycardia
-///   (window average below 50) stays well inside the range and is still alerted on.
-/// - **300 bpm** is about the fastest ventricular rate a human heart conducts (pre-excited
-///   atrial fibrillation, infant supraventricular tachycardia); beyond it the number is noise.
-///   Tachycardia (average above 100) stays well inside the range.
+/// - **20 bpm** is below the slowest rhythms worth alerting on (ventricular escape rhythms in
+///   complete heart block run at about 20 to 40, trained athletes asleep reach the 30s), so a
+///   lower number from a monitor is far more often a lead-off or motion artefact than a
+///   heartbeat. Bradycardia (window average below 50) stays well inside the range.
+/// - **300 bpm** is about as fast as a human ventricle is ever driven (pre-excited atrial
+///   fibrillation and infant supraventricular tachycardia approach it); beyond it the number
+///   is noise. Tachycardia (average above 100) stays well inside the range.
 /// - **0** is refused: it is what a monitor with a detached lead reports as readily as
 ///   asystole, and folding it into an average would raise a bradycardia alert for a sensor
 ///   fault. A monitor that stops sending is caught by the window engine's idleness rule.
