@@ -88,7 +88,12 @@ impl<Acc: Clone> KeyState<Acc> {
         // Nothing is due between the key's last advance and `wm` (the invariant), so catching up is
         // only bookkeeping.
         self.wm = self.wm.max(wm);
-        let pane_start = grid.pane_start(t);
+        // Tumbling windows are their own panes: one division per event fewer.
+        let pane_start = if grid.pane == grid.slide {
+            grid.last_start(t)
+        } else {
+            grid.pane_start(t)
+        };
         let (index, created) = match self.panes.back() {
             Some(last) if last.start == pane_start => (self.panes.len() - 1, false),
             _ => match self.panes.binary_search_by_key(&pane_start, |p| p.start) {
@@ -109,8 +114,8 @@ impl<Acc: Clone> KeyState<Acc> {
         let mut changed = created;
 
         // Only allowed lateness lets an event into a window the watermark has passed.
-        let first = grid.first_start(t);
-        if grid.lateness > 0 && grid.max_timestamp(first) <= self.wm {
+        if grid.lateness > 0 && grid.max_timestamp(grid.first_start(t)) <= self.wm {
+            let first = grid.first_start(t);
             let last = grid.last_start(t);
             let mut start = first;
             while start <= last && grid.max_timestamp(start) <= self.wm {

@@ -10,17 +10,19 @@ use crate::support::{
     window_strategy,
 };
 
-/// Runs `events` through a fresh engine (all partitions assigned up front, as a Kafka consumer
-/// knows its assignment) and then ends the input.
-fn run(
-    config: EngineConfig,
-    partitions: u32,
-    events: &[Event],
-) -> (
+type Run = (
     Vec<Outcome>,
     Vec<Emission<u32, Vec<u64>>>,
     hr_window::Counters,
-) {
+);
+
+/// Per window of the reference: ids in arrival order, how many arrived before the watermark
+/// passed it, and how many after.
+type RefWindow = (Vec<u64>, usize, usize);
+
+/// Runs `events` through a fresh engine (all partitions assigned up front, as a Kafka consumer
+/// knows its assignment) and then ends the input.
+fn run(config: EngineConfig, partitions: u32, events: &[Event]) -> Run {
     let mut engine = WindowEngine::new(config, Collect).unwrap();
     for p in 0..partitions {
         engine.add_partition(p);
@@ -50,9 +52,7 @@ fn reference(config: &EngineConfig, partitions: u32, events: &[Event]) -> Refere
     let mut key_max: BTreeMap<(u32, u32), i64> = BTreeMap::new();
     let mut part_max: BTreeMap<u32, i64> = (0..partitions).map(|p| (p, i64::MIN)).collect();
     let mut global = i64::MIN;
-    // Per window: ids in arrival order, how many arrived before the watermark passed it, and how
-    // many after.
-    let mut windows: BTreeMap<(u32, u32, i64), (Vec<u64>, usize, usize)> = BTreeMap::new();
+    let mut windows: BTreeMap<(u32, u32, i64), RefWindow> = BTreeMap::new();
     let mut outcomes = Vec::new();
     for e in events {
         let wm = match config.scope {
