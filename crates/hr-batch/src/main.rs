@@ -1,1 +1,352 @@
-fn main() {}
+//! `hr-batch`: the alert report (default) and the window recomputation, from the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hr_batch::{
+    BatchError, GenerateSpec, OutputFormat, Progress, ReadOptions, ReadReport, RecomputeOptions,
+    WindowSpec,
+};
+use hr_model::{Thresholds, Validation};
+use indicatif::{ProgressBar, ProgressStyle};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Report over the pipeline's alert files (output/alerts -> output/alert_stats/part-00000.parquet)
+  hr-batch
+
+  # The seed's flag names work too; a .csv path writes one CSV file
+  hr-batch --input_path output/alerts --output_path report/alert_stats.csv
+
+  # Refuse malformed lines instead of counting them
+  hr-batch stats --input alerts.parquet --output stats --format csv --strict
+
+  # Recompute one-minute tumbling windows from raw readings and compare with the stream
+  hr-batch recompute --input events.jsonl --output recomputed.jsonl
+  diff <(sort recomputed.jsonl) <(sort output/alerts/*.jsonl)
+
+  # Sliding windows of 60 s every 10 s, abnormal windows only, to standard output
+  hr-batch recompute --input events/ --window 60s --slide 10s --abnormal-only --output -
+
+  # Ten million synthetic alerts for a benchmark
+  hr-batch generate --alerts 10000000 --output /tmp/alerts10m
+
+Exit status: 0 success, 1 failure, 2 missing input path or bad usage.
+The terminal table shows POLARS_FMT_MAX_ROWS rows (set it to -1 for all).";
+
+/// Polars analytics over hr-stream alerts, and a batch recomputation of the windows.
+///
+/// Without a subcommand, runs `stats`.
+#[derive(Parser)]
+#[command(name = "hr-batch", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    stats: StatsArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Per patient and alert type: alert count, mean avg_hr, min/max heart rate, first and last window.
+    Stats(StatsArgs),
+    /// Recompute windows and alerts from raw readings with Polars, in the pipeline's alert format.
+    Recompute(RecomputeArgs),
+    /// Write synthetic alerts (JSONL or Parquet) for benchmarks.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// Alerts: a JSONL file, a Parquet file, or a directory searched recursively for *.jsonl and
+    /// *.parquet (names starting with '.' or '_' are skipped).
+    #[arg(long, visible_alias = "input_path", default_value = "output/alerts")]
+    input: PathBuf,
+    /// Where the report goes, replacing what is there: a path ending in .parquet or .csv is one
+    /// file, anything else a directory holding part-00000.<ext>.
+    #[arg(
+        long,
+        visible_alias = "output_path",
+        default_value = "output/alert_stats"
+    )]
+    output: PathBuf,
+    /// Report format [default: csv for a .csv output path, else parquet].
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Fail on the first malformed line instead of counting and skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// No progress bar and no table on the terminal.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Parquet,
+    Csv,
+}
+
+#[derive(Args)]
+struct RecomputeArgs {
+    /// Raw readings: a JSONL file or a directory of *.jsonl files, one reading per line.
+    #[arg(long, visible_alias = "input_path")]
+    input: PathBuf,
+    /// Alert JSONL file to write (replaced atomically), or '-' for standard output.
+    #[arg(
+        long,
+        visible_alias = "output_path",
+        default_value = "output/recomputed_alerts.jsonl"
+    )]
+    output: PathBuf,
+    /// Window length (500ms, 10s, 1m, 1h or plain milliseconds).
+    #[arg(long, default_value = "60s")]
+    window: String,
+    /// Distance between window starts for sliding windows [default: the window length, tumbling].
+    #[arg(long)]
+    slide: Option<String>,
+    /// Average above which a window is tachycardia.
+    #[arg(long, default_value_t = Thresholds::DEFAULT.tachycardia_above)]
+    tachycardia_above: f64,
+    /// Average below which a window is bradycardia.
+    #[arg(long, default_value_t = Thresholds::DEFAULT.bradycardia_below)]
+    bradycardia_below: f64,
+    /// Lowest plausible heart rate; lower readings are invalid, as in the pipeline.
+    #[arg(long, default_value_t = Validation::DEFAULT.min_bpm)]
+    min_bpm: u16,
+    /// Highest plausible heart rate; higher readings are invalid, as in the pipeline.
+    #[arg(long, default_value_t = Validation::DEFAULT.max_bpm)]
+    max_bpm: u16,
+    /// Emit only tachycardia and bradycardia windows.
+    #[arg(long)]
+    abnormal_only: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Directory to create or replace.
+    #[arg(long)]
+    output: PathBuf,
+    /// Number of alert lines.
+    #[arg(long, default_value_t = 10_000_000)]
+    alerts: u64,
+    /// Distinct patients.
+    #[arg(long, default_value_t = 1_000)]
+    patients: u32,
+    /// Alerts per thousand followed by a re-fired revision.
+    #[arg(long, default_value_t = 1)]
+    revised_per_mille: u32,
+    /// Number of JSONL files to spread the alerts over.
+    #[arg(long, default_value_t = 8)]
+    files: u64,
+    /// Write one Parquet file instead of JSONL files.
+    #[arg(long)]
+    parquet: bool,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => stats(cli.stats),
+        Some(Command::Stats(args)) => stats(args),
+        Some(Command::Recompute(args)) => recompute(args),
+        Some(Command::Generate(args)) => generate(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let missing = error
+                .chain()
+                .any(|e| matches!(e.downcast_ref(), Some(BatchError::InputNotFound { .. })));
+            ExitCode::from(if missing { 2 } else { 1 })
+        }
+    }
+}
+
+/// A byte progress bar on standard error; indicatif draws nothing when that is not a terminal.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(quiet: bool) -> Self {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total_bytes: u64) {
+        self.0.set_length(total_bytes);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+fn read_options<'a>(common: &CommonArgs, bar: &'a Bar) -> ReadOptions<'a> {
+    ReadOptions {
+        strict: common.strict,
+        progress: bar,
+    }
+}
+
+fn warn_malformed(report: &ReadReport) {
+    if report.malformed == 0 {
+        return;
+    }
+    eprintln!(
+        "warning: skipped {} malformed line(s) (use --strict to fail on them):",
+        report.malformed
+    );
+    for m in &report.examples {
+        eprintln!("  {m}");
+    }
+    if report.malformed > report.examples.len() as u64 {
+        eprintln!(
+            "  ... and {} more",
+            report.malformed - report.examples.len() as u64
+        );
+    }
+}
+
+fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    let format = match args.format {
+        Some(FormatArg::Parquet) => OutputFormat::Parquet,
+        Some(FormatArg::Csv) => OutputFormat::Csv,
+        None if has_ext(&args.output, "csv") => OutputFormat::Csv,
+        None => OutputFormat::Parquet,
+    };
+    let bar = Bar::new(args.common.quiet);
+    let run = hr_batch::run_stats(
+        &args.input,
+        &args.output,
+        format,
+        read_options(&args.common, &bar),
+    )
+    .with_context(|| format!("alert report from {}", args.input.display()))?;
+    bar.0.finish_and_clear();
+    warn_malformed(&run.report);
+    if !args.common.quiet {
+        println!("{}", run.table);
+    }
+    eprintln!(
+        "Read {} alert(s) from {} file(s); wrote {} row(s) to {}.",
+        run.report.rows,
+        run.report.files,
+        run.table.height(),
+        run.written.display()
+    );
+    Ok(())
+}
+
+fn recompute(args: RecomputeArgs) -> anyhow::Result<()> {
+    let size = hr_batch::parse_duration_ms(&args.window)?;
+    let slide = match &args.slide {
+        Some(s) => hr_batch::parse_duration_ms(s)?,
+        None => size,
+    };
+    let opts = RecomputeOptions {
+        window: WindowSpec::sliding(size, slide)?,
+        thresholds: Thresholds {
+            tachycardia_above: args.tachycardia_above,
+            bradycardia_below: args.bradycardia_below,
+        },
+        abnormal_only: args.abnormal_only,
+    };
+    let validation = Validation {
+        min_bpm: args.min_bpm,
+        max_bpm: args.max_bpm,
+    };
+    let bar = Bar::new(args.common.quiet);
+    let (readings, report) =
+        hr_batch::read_readings(&args.input, &validation, read_options(&args.common, &bar))
+            .with_context(|| format!("readings from {}", args.input.display()))?;
+    bar.0.finish_and_clear();
+    warn_malformed(&report);
+    let alerts = hr_batch::window_alerts(readings, &opts)?;
+    hr_batch::write_alerts_jsonl(&alerts, &args.output)?;
+    eprintln!(
+        "Read {} reading(s) from {} file(s); wrote {} window alert(s) to {}.",
+        report.rows,
+        report.files,
+        alerts.len(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let spec = GenerateSpec {
+        alerts: args.alerts,
+        patients: args.patients,
+        revised_per_mille: args.revised_per_mille,
+        seed: args.seed,
+    };
+    anyhow::ensure!(args.patients > 0, "--patients must be at least 1");
+    anyhow::ensure!(args.files > 0, "--files must be at least 1");
+    let tmp = args.output.with_extension("generating");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    if args.parquet {
+        let mut df = hr_batch::alerts_frame(hr_batch::generate_alerts(spec))?;
+        hr_batch::write_table(&mut df, &tmp.join("alerts.parquet"), OutputFormat::Parquet)?;
+    } else {
+        let per_file = args.alerts.div_ceil(args.files);
+        let mut alerts = hr_batch::generate_alerts(spec).peekable();
+        let mut index = 0;
+        while alerts.peek().is_some() {
+            let path = tmp.join(format!("alerts-{index:04}.jsonl"));
+            hr_batch::replace_file(&path, |w| {
+                for a in alerts.by_ref().take(per_file as usize) {
+                    writeln!(w, "{}", a.to_json()).map_err(|e| BatchError::Io {
+                        path: path.clone(),
+                        source: e,
+                    })?;
+                }
+                Ok(())
+            })?;
+            index += 1;
+        }
+    }
+    if args.output.exists() {
+        std::fs::remove_dir_all(&args.output)?;
+    }
+    std::fs::rename(&tmp, &args.output)?;
+    eprintln!(
+        "Wrote {} alert(s) to {}.",
+        args.alerts,
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn has_ext(p: &Path, ext: &str) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}

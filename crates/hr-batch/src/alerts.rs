@@ -1,0 +1,180 @@
+//! Reading alerts, as the pipeline writes them (JSONL) or as a previous batch saved them
+//! (Parquet), into one Polars frame of [`alert_schema`].
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::Path;
+
+use hr_model::AlertType;
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::error::{BatchError, Result};
+use crate::input::{self, FileKind, LineParser, Piece, ReadOptions, ReadReport};
+
+/// The columns of an alert table, in the order of the alert JSON record.
+pub fn alert_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("patient_id".into(), DataType::String),
+        Field::new("window_start".into(), DataType::Int64),
+        Field::new("window_end".into(), DataType::Int64),
+        Field::new("avg_hr".into(), DataType::Float64),
+        Field::new("min_hr".into(), DataType::UInt16),
+        Field::new("max_hr".into(), DataType::UInt16),
+        Field::new("count".into(), DataType::UInt64),
+        Field::new("alert_type".into(), DataType::String),
+        Field::new("revision".into(), DataType::UInt32),
+    ])
+}
+
+/// One alert line, borrowing the patient id from the input where it has no escapes.
+#[derive(Deserialize)]
+struct AlertLine<'a> {
+    #[serde(borrow)]
+    patient_id: Cow<'a, str>,
+    window_start: i64,
+    window_end: i64,
+    avg_hr: f64,
+    min_hr: u16,
+    max_hr: u16,
+    count: u64,
+    alert_type: AlertType,
+    // Alerts written before revisions existed are first firings.
+    #[serde(default)]
+    revision: u32,
+}
+
+struct AlertParser;
+
+impl LineParser for AlertParser {
+    fn parse_piece(&self, piece: &[u8]) -> Result<Piece> {
+        let cap = piece.len() / 160 + 1;
+        let mut pid: Vec<Cow<'_, str>> = Vec::with_capacity(cap);
+        let mut ws = Vec::with_capacity(cap);
+        let mut we = Vec::with_capacity(cap);
+        let mut avg = Vec::with_capacity(cap);
+        let mut min = Vec::with_capacity(cap);
+        let mut max = Vec::with_capacity(cap);
+        let mut count = Vec::with_capacity(cap);
+        let mut kind = Vec::with_capacity(cap);
+        let mut rev = Vec::with_capacity(cap);
+        let mut bad = Vec::new();
+        for (idx, line) in input::lines(piece) {
+            match serde_json::from_slice::<AlertLine<'_>>(line) {
+                Ok(a) => {
+                    pid.push(a.patient_id);
+                    ws.push(a.window_start);
+                    we.push(a.window_end);
+                    avg.push(a.avg_hr);
+                    min.push(a.min_hr);
+                    max.push(a.max_hr);
+                    count.push(a.count);
+                    kind.push(a.alert_type.as_str());
+                    rev.push(a.revision);
+                }
+                Err(e) => bad.push((idx, e.to_string())),
+            }
+        }
+        let height = pid.len();
+        let columns = vec![
+            StringChunked::from_iter_values("patient_id".into(), pid.iter().map(|s| s.as_ref()))
+                .into_column(),
+            Column::new("window_start".into(), ws),
+            Column::new("window_end".into(), we),
+            Column::new("avg_hr".into(), avg),
+            Column::new("min_hr".into(), min),
+            Column::new("max_hr".into(), max),
+            Column::new("count".into(), count),
+            StringChunked::from_iter_values("alert_type".into(), kind.into_iter()).into_column(),
+            Column::new("revision".into(), rev),
+        ];
+        Ok(Piece {
+            frame: DataFrame::new(height, columns)?,
+            lines: input::count_lines(piece),
+            bad,
+        })
+    }
+}
+
+/// Reads every alert under `path` (a JSONL file, a Parquet file, or a directory searched
+/// recursively for `*.jsonl` and `*.parquet`, skipping names that start with `.` or `_`) into
+/// one frame of [`alert_schema`], in path order then line order.
+///
+/// Malformed JSONL lines are counted in the report with their file and line, unless
+/// `opts.strict` is set. An input with no alerts gives an empty frame of the same schema.
+///
+/// # Errors
+/// [`BatchError::InputNotFound`] if `path` does not exist; [`BatchError::Malformed`] in strict
+/// mode; [`BatchError::Schema`] for a Parquet file without the alert columns; I/O and Polars
+/// errors otherwise.
+///
+/// # Example
+/// ```
+/// # fn main() -> Result<(), hr_batch::BatchError> {
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(
+///     dir.path().join("a.jsonl"),
+///     "{\"patient_id\":\"p1\",\"window_start\":0,\"window_end\":60000,\"avg_hr\":104.5,\
+///      \"min_hr\":98,\"max_hr\":111,\"count\":120,\"alert_type\":\"tachycardia\",\"revision\":0}\n\
+///      not json\n",
+/// )
+/// .unwrap();
+/// let (alerts, report) = hr_batch::read_alerts(dir.path(), Default::default())?;
+/// assert_eq!(alerts.height(), 1);
+/// assert_eq!((report.malformed, report.examples[0].line), (1, 2));
+/// # Ok(())
+/// # }
+/// ```
+pub fn read_alerts(path: &Path, opts: ReadOptions<'_>) -> Result<(DataFrame, ReadReport)> {
+    let files = input::list_inputs(path)?;
+    opts.progress.start(input::total_bytes(&files));
+    let schema = alert_schema();
+    let mut report = ReadReport::default();
+    let mut frames = Vec::new();
+    for (file, kind) in &files {
+        match kind {
+            FileKind::Jsonl => {
+                input::read_jsonl_file(file, &AlertParser, opts, &mut report, &mut frames)?;
+            }
+            FileKind::Parquet => {
+                let df = read_parquet(file, &schema)?;
+                opts.progress
+                    .advance(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
+                report.files += 1;
+                report.rows += df.height() as u64;
+                frames.push(df);
+            }
+        }
+    }
+    let mut df = input::concat(frames, &schema)?;
+    df.rechunk_mut_par();
+    Ok((df, report))
+}
+
+/// Reads a Parquet file and brings it to `schema`: columns selected by name and cast, so a
+/// file written with wider integer types still reads. `revision` may be absent (then 0).
+fn read_parquet(path: &Path, schema: &Schema) -> Result<DataFrame> {
+    let file = File::open(path).map_err(|e| BatchError::io(path, e))?;
+    let df = ParquetReader::new(file).finish()?;
+    let height = df.height();
+    let mut columns = Vec::with_capacity(schema.len());
+    for (name, dtype) in schema.iter() {
+        let column = match df.column(name) {
+            Ok(c) => c.strict_cast(dtype).map_err(|e| BatchError::Schema {
+                path: path.to_owned(),
+                message: format!("column {name}: {e}"),
+            })?,
+            Err(_) if name == "revision" => {
+                Column::full_null(name.clone(), height, dtype).fill_null(FillNullStrategy::Zero)?
+            }
+            Err(_) => {
+                return Err(BatchError::Schema {
+                    path: path.to_owned(),
+                    message: format!("missing column {name}"),
+                });
+            }
+        };
+        columns.push(column);
+    }
+    Ok(DataFrame::new(height, columns)?)
+}
