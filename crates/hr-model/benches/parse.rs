@@ -2,10 +2,16 @@
 //! doing the plain job (a derived struct, no validation, no time parsing) in the same run.
 //!
 //! `cargo bench -p hr-model --bench parse`
+//!
+//! Time is the benchmark thread's CPU time, not wall time: on a machine shared with other
+//! builds, being descheduled would otherwise count as parsing, and by a different amount for
+//! the baseline and the contender. Set `HR_BENCH_WALL_TIME=1` for criterion's usual wall time.
 
 use std::hint::black_box;
+use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput};
 use hr_model::{Event, parse_event};
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +59,7 @@ fn messages(events: &[Event]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn parse(c: &mut Criterion) {
+fn parse<M: Measurement>(c: &mut Criterion<M>) {
     let events = events();
     let msgs = messages(&events);
     assert!(msgs.iter().all(|m| parse_event(m).is_ok()));
@@ -88,7 +94,7 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-fn write(c: &mut Criterion) {
+fn write<M: Measurement>(c: &mut Criterion<M>) {
     let events = events();
     let plain: Vec<PlainEvent> = messages(&events)
         .iter()
@@ -118,5 +124,98 @@ fn write(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, write);
-criterion_main!(benches);
+fn main() {
+    if std::env::var_os("HR_BENCH_WALL_TIME").is_some() {
+        let mut c = Criterion::default().configure_from_args();
+        parse(&mut c);
+        write(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = Criterion::default()
+            .with_measurement(ThreadCpuTime)
+            .configure_from_args();
+        parse(&mut c);
+        write(&mut c);
+        c.final_summary();
+    }
+}
+
+/// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec, and this clock id exists on every Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now() - start
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuNanos
+    }
+}
+
+/// Formats CPU nanoseconds like criterion formats wall-clock ones.
+struct CpuNanos;
+
+impl ValueFormatter for CpuNanos {
+    fn scale_values(&self, typical_ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = match typical_ns {
+            t if t < 1e3 => (1.0, "ns"),
+            t if t < 1e6 => (1e-3, "µs"),
+            t if t < 1e9 => (1e-6, "ms"),
+            _ => (1e-9, "s"),
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        typical_ns: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per_iter = match *throughput {
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => n,
+            _ => unreachable!("these benches count events"),
+        } as f64;
+        let (divisor, unit) = match per_iter * 1e9 / typical_ns {
+            r if r < 1e3 => (1.0, " elem/s"),
+            r if r < 1e6 => (1e3, "Kelem/s"),
+            r if r < 1e9 => (1e6, "Melem/s"),
+            _ => (1e9, "Gelem/s"),
+        };
+        values
+            .iter_mut()
+            .for_each(|v| *v = per_iter * 1e9 / *v / divisor);
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}

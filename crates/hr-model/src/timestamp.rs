@@ -56,30 +56,37 @@ pub fn parse_timestamp(text: &str) -> Result<i64, ParseError> {
                 })
             }
         }
-        Err(reason) => {
-            // "Valid but for the missing offset" is exactly: appending `Z` makes it valid.
-            let naive = text.len() <= 64 && parse_rfc3339(&format!("{text}Z")).is_ok();
-            Err(if naive {
-                ParseError::NaiveTimestamp {
-                    raw: quoted_raw(text),
-                }
-            } else {
-                ParseError::BadTimestamp {
-                    reason,
-                    raw: quoted_raw(text),
-                }
-            })
-        }
+        Err(()) => Err(timestamp_error(text)),
     }
 }
 
-fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
-    let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
+/// The date-time, or `Err(())` with the reason left to [`timestamp_error`], which keeps the
+/// valid path free of error values.
+#[inline]
+fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, ()> {
     // `time` accepts any byte between date and time; RFC 3339 names `T` (either case) and
     // allows a space, and anything else is more likely corruption than a dialect.
-    match text.as_bytes().get(10) {
-        Some(b'T' | b't' | b' ') => Ok(dt),
-        _ => Err("date and time must be separated by `T`".to_owned()),
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        return Err(());
+    }
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| ())
+}
+
+#[cold]
+fn timestamp_error(text: &str) -> ParseError {
+    // "Valid but for the missing offset" is exactly: appending `Z` makes it valid.
+    if text.len() <= 64 && parse_rfc3339(&format!("{text}Z")).is_ok() {
+        return ParseError::NaiveTimestamp {
+            raw: quoted_raw(text),
+        };
+    }
+    let reason = match OffsetDateTime::parse(text, &Rfc3339) {
+        Err(e) => e.to_string(),
+        Ok(_) => "date and time must be separated by `T`".to_owned(),
+    };
+    ParseError::BadTimestamp {
+        reason,
+        raw: quoted_raw(text),
     }
 }
 
@@ -286,6 +293,15 @@ mod tests {
         ] {
             assert_eq!(code(bad), "bad_timestamp", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn bad_timestamp_reasons() {
+        let e = parse_timestamp("2025-11-19X07:15:23Z").unwrap_err();
+        assert!(e.to_string().contains("separated by `T`"), "{e}");
+        let e = parse_timestamp("2025-13-19T07:15:23Z").unwrap_err();
+        assert!(e.to_string().contains("month"), "{e}");
+        assert_eq!(e.raw(), Some(r#""2025-13-19T07:15:23Z""#));
     }
 
     #[test]
