@@ -1,8 +1,31 @@
 //! Kafka adapters for hr-stream: a consumer-group source, sinks, topic admin and a test broker.
+//!
+//! Everything that speaks the Kafka protocol lives here, over librdkafka (rdkafka), so the pure
+//! crates never see I/O. The one decision that shapes it: Kafka properties are never wrapped in
+//! our own names beyond the few the pipeline needs; any librdkafka property passes through
+//! ([`client_config`]) so TLS/SASL clusters work without code changes.
+//!
+//! It may depend on rdkafka, tokio and futures; never on hr-window or polars.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> Result<(), hr_kafka::KafkaError> {
+//! use std::time::Duration;
+//! use hr_kafka::{client_config, ensure_topics, TopicSpec};
+//! let cfg = client_config("localhost:9092", &[]);
+//! ensure_topics(&cfg, &[TopicSpec::new("heart_rate_events", 3)], Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod admin;
 mod config;
+mod error;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
+pub use admin::{TopicOutcome, TopicSpec, ensure_topics};
 pub use config::client_config;
+pub use error::KafkaError;
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;

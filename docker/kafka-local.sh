@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka (KRaft: one process is broker and controller) for development and tests.
+#
+#   docker/kafka-local.sh up|down|status|logs|clean
+#
+# `up` uses docker/compose.yml where a Docker engine answers; otherwise it runs Apache Kafka's own jars,
+# resolved from Maven Central by docker/kafka-native/pom.xml, on the local JVM (Java 17+). It is
+# idempotent and safe to call from several processes at once (test binaries do): a lock serialises
+# starts, and a broker that already answers is reused.
+#
+# Environment:
+#   HR_KAFKA_PORT             client port (default 9092)
+#   HR_KAFKA_CONTROLLER_PORT  KRaft controller port (default client port + 1)
+#   HR_KAFKA_STATE            state directory: data, log, pid, config (default <repo>/.kafka)
+#   HR_KAFKA_MODE             force "docker" or "native" (default: docker if the engine answers)
+#   HR_KAFKA_HEAP             JVM heap for the native broker (default 1g)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+port=${HR_KAFKA_PORT:-9092}
+cport=${HR_KAFKA_CONTROLLER_PORT:-$((port + 1))}
+state=${HR_KAFKA_STATE:-$repo/.kafka}
+heap=${HR_KAFKA_HEAP:-1g}
+pom=$repo/docker/kafka-native/pom.xml
+libdir=$state/lib
+pidfile=$state/kafka.pid
+logfile=$state/kafka.log
+modefile=$state/mode
+
+say() { printf 'kafka-local: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+native_pid() {
+  [[ -f $pidfile ]] || return 1
+  local pid
+  pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
+}
+
+docker_ok() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+choose_mode() {
+  case "${HR_KAFKA_MODE:-}" in
+    docker | native) printf '%s' "$HR_KAFKA_MODE"; return ;;
+    "") ;;
+    *) die "HR_KAFKA_MODE must be docker or native, not '$HR_KAFKA_MODE'." ;;
+  esac
+  if docker_ok; then
+    printf docker
+  elif command -v java >/dev/null 2>&1; then
+    printf native
+  else
+    die "Neither a Docker engine nor Java was found. Install Docker (https://docs.docker.com/engine/install/) or a Java 17+ JDK with Maven (e.g. 'apt-get install openjdk-17-jdk-headless maven'), then run 'just up' again."
+  fi
+}
+
+java_major() {
+  java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}' | cut -d. -f1
+}
+
+resolve_jars() {
+  if [[ -f $libdir/.complete ]]; then return; fi
+  command -v mvn >/dev/null 2>&1 || die "Maven (mvn) is needed once to fetch Kafka's jars from Maven Central: 'apt-get install maven'."
+  say "Resolving Apache Kafka jars from Maven Central into $libdir ..."
+  rm -rf "$libdir"
+  mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libdir" >&2 ||
+    die "Maven could not resolve Kafka's jars (see the output above)."
+  touch "$libdir/.complete"
+}
+
+write_config() {
+  mkdir -p "$state/data"
+  cat >"$state/server.properties" <<PROPS
+# Written by docker/kafka-local.sh: a single-node KRaft cluster for development and tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=localhost:$cport
+listeners=PLAINTEXT://:$port,CONTROLLER://:$cport
+advertised.listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$cport
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$state/data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+  cat >"$state/log4j2.properties" <<'PROPS'
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = WARN
+PROPS
+}
+
+java_run() { java -Xms256m "-Xmx$heap" -cp "$libdir/*" "-Dlog4j2.configurationFile=$state/log4j2.properties" "$@"; }
+
+up_native() {
+  local major
+  major=$(java_major)
+  [[ ${major:-0} -ge 17 ]] || die "Java 17 or newer is needed for Kafka 4 (found ${major:-none})."
+  resolve_jars
+  write_config
+  if [[ ! -f $state/data/meta.properties ]]; then
+    local cluster_id
+    cluster_id=$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    say "Formatting storage in $state/data (cluster $cluster_id)."
+    java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$state/server.properties" >>"$logfile" 2>&1 ||
+      { tail -n 20 "$logfile" >&2; die "Formatting the storage failed."; }
+  fi
+  say "Starting Apache Kafka on localhost:$port (native, log: $logfile)."
+  : >"$logfile.start"
+  # setsid: the broker outlives the shell (and test process) that started it, until `down`.
+  setsid nohup bash -c "echo \$\$ >'$pidfile'; exec java -Xms256m -Xmx$heap -cp '$libdir/*' \
+      -Dlog4j2.configurationFile='$state/log4j2.properties' kafka.Kafka '$state/server.properties'" \
+    >>"$logfile" 2>&1 </dev/null 9>&- &
+  local i
+  for ((i = 0; i < 50; i++)); do [[ -s $pidfile ]] && break; sleep 0.1; done
+  # The start marker is searched only in this run's part of the log.
+  local pid offset
+  pid=$(cat "$pidfile")
+  offset=$(stat -c %s "$logfile")
+  wait_ready_since "$pid" "$offset"
+  echo native >"$modefile"
+}
+
+wait_ready_since() {
+  local pid=$1 offset=$2 i
+  for ((i = 0; i < 240; i++)); do
+    kill -0 "$pid" 2>/dev/null || { tail -n 40 "$logfile" >&2; die "The broker exited during start-up; its log is above ($logfile)."; }
+    if port_open "$port" && tail -c "+$((offset + 1))" "$logfile" | grep -q 'Kafka Server started'; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "The broker did not answer on localhost:$port within 120 s; see 'just logs'."
+}
+
+up_docker() {
+  say "Starting Apache Kafka on localhost:$port with Docker Compose."
+  HR_KAFKA_PORT=$port docker compose -f "$repo/docker/compose.yml" up -d --wait >&2
+  echo docker >"$modefile"
+}
+
+cmd_up() {
+  mkdir -p "$state"
+  exec 9>"$state/lock"
+  flock 9
+  if port_open "$port"; then
+    say "A broker already answers on localhost:$port; reusing it."
+    return 0
+  fi
+  case $(choose_mode) in
+    docker) up_docker ;;
+    native) up_native ;;
+  esac
+  say "Kafka is up on localhost:$port."
+}
+
+cmd_down() {
+  mkdir -p "$state"
+  exec 9>"$state/lock"
+  flock 9
+  local mode pid i
+  mode=$(cat "$modefile" 2>/dev/null || true)
+  if [[ $mode == docker ]]; then
+    docker compose -f "$repo/docker/compose.yml" down >&2
+  fi
+  if pid=$(native_pid); then
+    say "Stopping the broker (pid $pid)."
+    kill -TERM "$pid"
+    for ((i = 0; i < 120; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "The broker did not stop within 60 s; killing it."
+      kill -KILL "$pid" || true
+    fi
+  fi
+  rm -f "$pidfile" "$modefile"
+  say "Kafka is down."
+}
+
+cmd_status() {
+  local pid mode
+  mode=$(cat "$modefile" 2>/dev/null || true)
+  if pid=$(native_pid); then
+    echo "running: native broker pid $pid on localhost:$port (state $state)"
+  elif [[ $mode == docker ]] && port_open "$port"; then
+    echo "running: docker compose (docker/compose.yml) on localhost:$port"
+  elif port_open "$port"; then
+    echo "running: a broker not started by this script answers on localhost:$port"
+  else
+    echo "stopped: nothing answers on localhost:$port"
+    return 3
+  fi
+}
+
+cmd_logs() {
+  local mode
+  mode=$(cat "$modefile" 2>/dev/null || true)
+  if [[ $mode == docker ]]; then
+    docker compose -f "$repo/docker/compose.yml" logs --tail 200
+  elif [[ -f $logfile ]]; then
+    tail -n "${LINES_SHOWN:-200}" "$logfile"
+  else
+    say "No log yet at $logfile."
+  fi
+}
+
+cmd_clean() {
+  cmd_down
+  say "Removing broker data in $state (jars are kept)."
+  rm -rf "$state/data" "$state/server.properties" "$state/log4j2.properties" "$logfile"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) cmd_logs ;;
+  clean) cmd_clean ;;
+  *) echo "usage: $0 up|down|status|logs|clean" >&2; exit 2 ;;
+esac
