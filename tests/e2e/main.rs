@@ -1,1 +1,6 @@
-//! End-to-end tests.
+//! End-to-end tests against a real broker (from `hr_kafka::testkit`).
+//!
+//! Index:
+//! - `hello`: the seed's hello-world check through the example code.
+
+mod hello;

@@ -1,7 +1,7 @@
 //! Records reach a real broker, keyed by patient, and a consumer reads them back.
 //!
-//! The broker is `HR_BOOTSTRAP_SERVERS` or `localhost:9092` (`just up` starts one); the test
-//! fails, rather than skips, when none answers.
+//! The broker comes from `hr_kafka::testkit` (`HR_KAFKA_BOOTSTRAP`, a running local broker, or
+//! one it starts); the test fails, rather than skips, when none can be had.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -11,41 +11,9 @@ use hr_kafka::rdkafka::Message;
 use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hr_sim::{FaultConfig, KafkaSink, Pace, SimConfig, Simulation, producer_config, run};
 
-/// The broker and a fresh topic for this test.
+/// The shared test broker and a fresh topic for this test.
 mod broker {
-    use hr_kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use hr_kafka::rdkafka::client::DefaultClientContext;
-
-    pub fn bootstrap() -> String {
-        std::env::var("HR_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".into())
-    }
-
-    /// A name no earlier run used, so reruns never read stale records.
-    pub fn unique_name(prefix: &str) -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        format!("{prefix}_{}_{nanos}", std::process::id())
-    }
-
-    pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> =
-            hr_kafka::client_config(bootstrap, &[]).create().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let results = runtime
-            .block_on(admin.create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
-            ))
-            .expect("the broker answers");
-        for r in results {
-            r.expect("topic created");
-        }
-    }
+    pub use hr_kafka::testkit::{bootstrap, create_topic, unique_topic as unique_name};
 }
 
 #[test]

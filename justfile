@@ -1,0 +1,45 @@
+# hr-stream tasks. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+port := env_var_or_default("HR_KAFKA_PORT", "9092")
+bootstrap := env_var_or_default("HR_BOOTSTRAP_SERVERS", "localhost:" + port)
+
+# List the tasks.
+default:
+    @just --list
+
+# Start a single-node Kafka (Docker Compose if an engine answers, else Kafka's jars on the local JVM) and create the topics.
+up:
+    docker/kafka-local.sh up
+    cargo run -q -p hr-pipeline -- topics --bootstrap {{bootstrap}}
+
+# Stop the local Kafka.
+down:
+    docker/kafka-local.sh down
+
+# Say whether the local Kafka runs, and where.
+status:
+    docker/kafka-local.sh status
+
+# Show the local Kafka's log.
+logs:
+    docker/kafka-local.sh logs
+
+# Stop the local Kafka and delete its data (the resolved jars are kept).
+clean:
+    docker/kafka-local.sh clean
+
+# The whole test suite (unit, property, and real-broker integration tests; starts a broker if none runs).
+test:
+    cargo test --workspace
+
+# Format and lint as CI does.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The seed's hello-world check by hand: 10 messages to hello_input, transformed into hello_output.
+hello:
+    cargo run -q --example hello_producer -- --bootstrap {{bootstrap}}
+    cargo run -q --example hello_stream_job -- --bootstrap {{bootstrap}}
