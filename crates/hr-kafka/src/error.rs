@@ -17,6 +17,14 @@ pub enum KafkaError {
         /// The broker's error code.
         code: RDKafkaErrorCode,
     },
+    /// Records sent to Kafka were not delivered.
+    #[error("{failed} record(s) not delivered, first: {first}")]
+    Delivery {
+        /// How many records failed.
+        failed: u64,
+        /// The first failure.
+        first: String,
+    },
     /// A test broker could not be found or started.
     #[error("no test broker: {0}")]
     NoBroker(String),

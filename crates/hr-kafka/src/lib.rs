@@ -21,6 +21,9 @@
 mod admin;
 mod config;
 mod error;
+mod sink;
+mod source;
+mod table;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -29,3 +32,6 @@ pub use config::client_config;
 pub use error::KafkaError;
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
+pub use sink::{AlertFile, DeliveryLog, Diversion, Sink};
+pub use source::{Polled, RebalanceEvent, RebalanceLog, Record, Source, SourceConfig};
+pub use table::read_table;

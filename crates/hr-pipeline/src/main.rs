@@ -1,22 +1,36 @@
 //! `hr-pipeline`: the hr-stream service. It only wires: flags -> config -> components -> run.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
 use hr_kafka::{TopicOutcome, TopicSpec, client_config, ensure_topics};
+use hr_pipeline::job::{Emit, RunConfig, RunCounters, run};
+use hr_pipeline::parse_duration;
+use hr_window::{EngineConfig, WatermarkScope, WindowSpec};
 
 /// Real-time heart-rate monitoring on Apache Kafka.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Options of `run`, the default command.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the streaming job (the default): readings -> windows -> alerts.
+    ///
+    /// Example: hr-pipeline run --bounded --from-beginning --window sliding --size 60s --slide 10s
+    Run(RunArgs),
     /// Create the pipeline's topics if they do not exist (idempotent).
     ///
     /// Example: hr-pipeline topics --bootstrap localhost:9092 --partitions 3
@@ -56,6 +70,145 @@ struct TopicsArgs {
     /// Seconds to wait for the broker.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum WindowKind {
+    Tumbling,
+    Sliding,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Key,
+    Partition,
+    Global,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EmitArg {
+    All,
+    Abnormal,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Consumer group (also names the state topic `<group>.state`).
+    #[arg(long, env = "HR_GROUP", default_value = "hr-pipeline")]
+    group: String,
+    /// Readings topic.
+    #[arg(long, env = "HR_INPUT_TOPIC", default_value = "heart_rate_events")]
+    input_topic: String,
+    /// Alerts topic.
+    #[arg(long, env = "HR_ALERTS_TOPIC", default_value = "heart_rate_alerts")]
+    alerts_topic: String,
+    /// Dead-letter topic for records that fail validation.
+    #[arg(long, env = "HR_DLQ_TOPIC", default_value = "heart_rate_events_dlq")]
+    dlq_topic: String,
+    /// Topic for readings too late for their window.
+    #[arg(long, env = "HR_LATE_TOPIC", default_value = "heart_rate_late")]
+    late_topic: String,
+    /// Window kind.
+    #[arg(long, env = "HR_WINDOW", value_enum, default_value = "tumbling")]
+    window: WindowKind,
+    /// Window size.
+    #[arg(long, env = "HR_WINDOW_SIZE", value_parser = parse_duration, default_value = "60s")]
+    size: Duration,
+    /// Slide of sliding windows.
+    #[arg(long, env = "HR_WINDOW_SLIDE", value_parser = parse_duration, default_value = "10s")]
+    slide: Duration,
+    /// Out-of-orderness bound of the watermark.
+    #[arg(long, env = "HR_DELAY", value_parser = parse_duration, default_value = "5s")]
+    delay: Duration,
+    /// How long after a window fired a late reading still updates it (a new revision).
+    #[arg(long, env = "HR_ALLOWED_LATENESS", value_parser = parse_duration, default_value = "0s")]
+    allowed_lateness: Duration,
+    /// Wall-clock time after which a silent partition stops holding a global watermark back.
+    #[arg(long, env = "HR_IDLE_TIMEOUT", value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// What a watermark is computed over.
+    #[arg(long, env = "HR_SCOPE", value_enum, default_value = "key")]
+    scope: ScopeArg,
+    /// Which windows become alerts.
+    #[arg(long, env = "HR_EMIT", value_enum, default_value = "all")]
+    emit: EmitArg,
+    /// Directory for the alerts JSONL files.
+    #[arg(long, env = "HR_ALERTS_DIR", default_value = "output/alerts")]
+    alerts_dir: PathBuf,
+    /// Read from the earliest offset when the group has none committed.
+    #[arg(long, env = "HR_FROM_BEGINNING")]
+    from_beginning: bool,
+    /// Stop at the end offsets seen at start, fire every window, and exit.
+    #[arg(long, env = "HR_BOUNDED")]
+    bounded: bool,
+}
+
+impl RunArgs {
+    fn config(&self) -> RunConfig {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let window = match self.window {
+            WindowKind::Tumbling => WindowSpec::Tumbling {
+                size_ms: ms(self.size),
+            },
+            WindowKind::Sliding => WindowSpec::Sliding {
+                size_ms: ms(self.size),
+                slide_ms: ms(self.slide),
+            },
+        };
+        let engine = EngineConfig {
+            window,
+            out_of_orderness_ms: ms(self.delay),
+            allowed_lateness_ms: ms(self.allowed_lateness),
+            scope: match self.scope {
+                ScopeArg::Key => WatermarkScope::Key,
+                ScopeArg::Partition => WatermarkScope::Partition,
+                ScopeArg::Global => WatermarkScope::Global,
+            },
+            partition_idle_timeout: self.idle_timeout,
+            ..EngineConfig::default()
+        };
+        RunConfig {
+            group: self.group.clone(),
+            input_topic: self.input_topic.clone(),
+            alerts_topic: self.alerts_topic.clone(),
+            dlq_topic: self.dlq_topic.clone(),
+            late_topic: self.late_topic.clone(),
+            engine,
+            emit: match self.emit {
+                EmitArg::All => Emit::All,
+                EmitArg::Abnormal => Emit::Abnormal,
+            },
+            alerts_dir: Some(self.alerts_dir.clone()),
+            from_beginning: self.from_beginning,
+            bounded: self.bounded,
+            overrides: self.kafka.property.clone(),
+            ..RunConfig::new(self.kafka.bootstrap.clone())
+        }
+    }
+}
+
+/// Runs the job on its own thread; the async runtime only waits for SIGINT/SIGTERM.
+async fn run_job(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = args.config();
+    let stop = Arc::new(AtomicBool::new(false));
+    let job_stop = Arc::clone(&stop);
+    let job = std::thread::Builder::new()
+        .name("hr-job".into())
+        .spawn(move || run(&cfg, &job_stop))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let done = tokio::task::spawn_blocking(move || job.join());
+    tokio::pin!(done);
+    let joined = tokio::select! {
+        j = &mut done => j,
+        _ = tokio::signal::ctrl_c() => { stop.store(true, Ordering::Relaxed); done.await }
+        _ = term.recv() => { stop.store(true, Ordering::Relaxed); done.await }
+    }?;
+    let counters: RunCounters =
+        joined.map_err(|_| anyhow::anyhow!("the job thread panicked"))??;
+    tracing::debug!(?counters, "job ended");
+    Ok(())
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -106,7 +259,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Topics(args) => topics(args).await,
+            Some(Command::Topics(args)) => topics(args).await,
+            Some(Command::Run(args)) => run_job(args).await,
+            None => run_job(cli.run).await,
         }
     });
     match result {

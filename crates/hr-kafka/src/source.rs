@@ -1,0 +1,287 @@
+//! A consumer-group source over rdkafka's `BaseConsumer`, polled on the caller's thread.
+//!
+//! `BaseConsumer` hands out messages borrowed from librdkafka's buffers without a channel or an
+//! async wake-up per record, which is what lets one thread keep up with the broker. Offsets are
+//! never committed behind the caller's back: auto-commit and auto offset store are off, and
+//! [`Source::commit`] writes exactly the offsets the caller says are done.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::{KafkaError, client_config};
+
+/// How to build a [`Source`].
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// Consumer group id.
+    pub group: String,
+    /// The topic to read.
+    pub topic: String,
+    /// Start from the earliest offset when the group has no committed offset (otherwise latest).
+    pub from_beginning: bool,
+    /// Stop at the end offsets captured at start (Flink's `setBounded(latest)`).
+    pub bounded: bool,
+    /// librdkafka properties applied last (`-X key=value`).
+    pub overrides: Vec<(String, String)>,
+}
+
+/// A change of the partitions this consumer owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    /// Partitions newly assigned to this consumer.
+    Assigned(Vec<i32>),
+    /// Partitions taken away; their uncommitted work will be redone by the next owner.
+    Revoked(Vec<i32>),
+}
+
+/// Collects rebalance notifications from librdkafka's callback for the poll loop to act on.
+#[derive(Default)]
+pub struct RebalanceLog {
+    events: Mutex<Vec<RebalanceEvent>>,
+}
+
+impl RebalanceLog {
+    fn push(&self, e: RebalanceEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(e);
+    }
+
+    fn take(&self) -> Vec<RebalanceEvent> {
+        std::mem::take(
+            &mut *self
+                .events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.push(RebalanceEvent::Revoked(partitions(tpl)));
+        }
+    }
+
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.push(RebalanceEvent::Assigned(partitions(tpl)));
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// One record as read: where it came from and its bytes, borrowed from librdkafka.
+pub struct Record<'a> {
+    msg: BorrowedMessage<'a>,
+}
+
+impl Record<'_> {
+    /// The partition it was read from.
+    pub fn partition(&self) -> i32 {
+        self.msg.partition()
+    }
+    /// Its offset in the partition.
+    pub fn offset(&self) -> i64 {
+        self.msg.offset()
+    }
+    /// The Kafka timestamp (create or log-append time) in epoch ms, if any.
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.msg.timestamp().to_millis()
+    }
+    /// The record key, if any.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.msg.key()
+    }
+    /// The value; an absent value (tombstone) reads as empty.
+    pub fn payload(&self) -> &[u8] {
+        self.msg.payload().unwrap_or(&[])
+    }
+}
+
+/// What one [`Source::poll`] produced.
+pub enum Polled<'a> {
+    /// A record to process.
+    Record(Record<'a>),
+    /// Nothing arrived within the timeout (or only bookkeeping such as end-of-partition).
+    Idle,
+}
+
+/// A consumer-group source for one topic.
+pub struct Source {
+    consumer: BaseConsumer<RebalanceLog>,
+    topic: String,
+    /// End offsets captured at start in bounded mode.
+    ends: Option<BTreeMap<i32, i64>>,
+    /// Partitions that reached their end offset (bounded mode).
+    done: RefCell<BTreeSet<i32>>,
+    assigned: BTreeSet<i32>,
+}
+
+impl Source {
+    /// Connects, captures end offsets when bounded, and subscribes to the topic.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the consumer cannot be created, the topic's metadata or
+    /// watermarks cannot be read (bounded mode), or the subscription fails.
+    pub fn new(cfg: &SourceConfig) -> Result<Self, KafkaError> {
+        let mut cc: ClientConfig = client_config(&cfg.bootstrap, &[]);
+        cc.set("group.id", &cfg.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "enable.partition.eof",
+                if cfg.bounded { "true" } else { "false" },
+            )
+            .set(
+                "auto.offset.reset",
+                if cfg.from_beginning {
+                    "earliest"
+                } else {
+                    "latest"
+                },
+            );
+        for (k, v) in &cfg.overrides {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer<RebalanceLog> =
+            cc.create_with_context(RebalanceLog::default())?;
+        let ends = if cfg.bounded {
+            Some(end_offsets(&consumer, &cfg.topic)?)
+        } else {
+            None
+        };
+        consumer.subscribe(&[&cfg.topic])?;
+        Ok(Self {
+            consumer,
+            topic: cfg.topic.clone(),
+            ends,
+            done: RefCell::new(BTreeSet::new()),
+            assigned: BTreeSet::new(),
+        })
+    }
+
+    /// The topic read.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Waits up to `timeout` for the next record. In bounded mode records at or past a
+    /// partition's captured end offset are not handed out.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] for a consumer error other than end-of-partition.
+    pub fn poll(&self, timeout: Duration) -> Result<Polled<'_>, KafkaError> {
+        match self.consumer.poll(timeout) {
+            None => Ok(Polled::Idle),
+            Some(Err(RdError::PartitionEOF(p))) => {
+                self.done.borrow_mut().insert(p);
+                Ok(Polled::Idle)
+            }
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(msg)) => {
+                if let Some(ends) = &self.ends {
+                    let end = ends.get(&msg.partition()).copied().unwrap_or(0);
+                    if msg.offset() >= end {
+                        self.done.borrow_mut().insert(msg.partition());
+                        return Ok(Polled::Idle);
+                    }
+                    if msg.offset() + 1 >= end {
+                        self.done.borrow_mut().insert(msg.partition());
+                    }
+                }
+                Ok(Polled::Record(Record { msg }))
+            }
+        }
+    }
+
+    /// Rebalance events since the last call, in order; also updates [`assigned`](Self::assigned).
+    pub fn take_rebalances(&mut self) -> Vec<RebalanceEvent> {
+        let events = self.consumer.context().take();
+        for e in &events {
+            match e {
+                RebalanceEvent::Assigned(ps) => self.assigned.extend(ps.iter().copied()),
+                RebalanceEvent::Revoked(ps) => {
+                    for p in ps {
+                        self.assigned.remove(p);
+                    }
+                }
+            }
+        }
+        events
+    }
+
+    /// The partitions currently owned.
+    pub fn assigned(&self) -> &BTreeSet<i32> {
+        &self.assigned
+    }
+
+    /// In bounded mode: true once partitions are assigned and every one reached its end offset.
+    /// Always false when unbounded.
+    pub fn is_done(&self) -> bool {
+        let Some(ends) = &self.ends else {
+            return false;
+        };
+        let done = self.done.borrow();
+        !self.assigned.is_empty()
+            && self
+                .assigned
+                .iter()
+                .all(|p| done.contains(p) || ends.get(p).copied().unwrap_or(0) == 0)
+    }
+
+    /// Commits, synchronously, `next_offsets` (partition → offset of the next record to read).
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the broker refuses the commit (e.g. the partitions were
+    /// revoked meanwhile).
+    pub fn commit(&self, next_offsets: &BTreeMap<i32, i64>) -> Result<(), KafkaError> {
+        if next_offsets.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in next_offsets {
+            tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*o))?;
+        }
+        self.consumer.commit(&tpl, CommitMode::Sync)?;
+        Ok(())
+    }
+}
+
+fn end_offsets(
+    consumer: &BaseConsumer<RebalanceLog>,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, KafkaError> {
+    let timeout = Duration::from_secs(30);
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut ends = BTreeMap::new();
+    for t in md.topics() {
+        if let Some(err) = t.error() {
+            return Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                code: err.into(),
+            });
+        }
+        for p in t.partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+            ends.insert(p.id(), high);
+        }
+    }
+    Ok(ends)
+}

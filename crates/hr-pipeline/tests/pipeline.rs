@@ -1,0 +1,281 @@
+//! The job end to end against a real broker: alerts, dead letters, late records, counters,
+//! restart from the state changelog, and the binary's `run --bounded`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use hr_kafka::client_config;
+use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use hr_kafka::rdkafka::message::{Headers, Message};
+use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use hr_kafka::rdkafka::{Offset, TopicPartitionList};
+use hr_kafka::testkit::{bootstrap, create_topic, unique_topic};
+use hr_pipeline::job::{RunConfig, RunCounters, run};
+use serde_json::Value;
+
+/// 2025-11-19T07:15:00Z in epoch ms: the start of a one-minute window.
+const W0: i64 = 1_763_536_500_000;
+
+struct Topics {
+    cfg: RunConfig,
+}
+
+fn setup(partitions: i32, alerts_dir: Option<std::path::PathBuf>) -> Topics {
+    let b = bootstrap();
+    let mut cfg = RunConfig::new(b.clone());
+    cfg.group = unique_topic("hr-pipeline-test-group");
+    cfg.input_topic = unique_topic("events");
+    cfg.alerts_topic = unique_topic("alerts");
+    cfg.dlq_topic = unique_topic("dlq");
+    cfg.late_topic = unique_topic("late");
+    cfg.alerts_dir = alerts_dir;
+    cfg.from_beginning = true;
+    cfg.bounded = true;
+    create_topic(&b, &cfg.input_topic, partitions);
+    for t in [&cfg.alerts_topic, &cfg.dlq_topic, &cfg.late_topic] {
+        create_topic(&b, t, 1);
+    }
+    Topics { cfg }
+}
+
+fn reading(patient: &str, offset_ms: i64, bpm: i64) -> Vec<u8> {
+    let ts = hr_model::format_timestamp(W0 + offset_ms);
+    format!(r#"{{"patient_id":"{patient}","timestamp":"{ts}","heart_rate_bpm":{bpm}}}"#)
+        .into_bytes()
+}
+
+/// Produces `(partition, key, value)` records in order and waits for all of them.
+fn produce(topic: &str, records: &[(i32, &str, Vec<u8>)]) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config(&bootstrap(), &[]).create().expect("producer");
+    for (p, k, v) in records {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(*p)
+                    .key(*k)
+                    .payload(v.as_slice()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+struct Read {
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: BTreeMap<String, String>,
+}
+
+/// Every record of `topic` (all partitions) up to its current end.
+fn read_all(topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = client_config(&bootstrap(), &[])
+        .set("group.id", unique_topic("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0;
+    for p in md.topics()[0].partitions() {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        remaining += hi - lo;
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while remaining > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reading {topic} timed out"
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("message");
+        remaining -= 1;
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        let v = String::from_utf8(h.value.unwrap_or_default().to_vec()).unwrap();
+                        (h.key.to_owned(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Read {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    out
+}
+
+fn alerts(cfg: &RunConfig) -> Vec<Value> {
+    let mut v: Vec<Value> = read_all(&cfg.alerts_topic)
+        .into_iter()
+        .map(|r| {
+            let a: Value = serde_json::from_slice(&r.value).unwrap();
+            assert_eq!(
+                r.key.as_deref(),
+                Some(a["patient_id"].as_str().unwrap().as_bytes())
+            );
+            a
+        })
+        .collect();
+    v.sort_by_key(|a| {
+        (
+            a["patient_id"].as_str().unwrap().to_owned(),
+            a["window_start"].as_i64(),
+        )
+    });
+    v
+}
+
+fn assert_counters_add_up(c: &RunCounters) {
+    assert_eq!(c.read, c.parsed + c.invalid, "{c:?}");
+    assert_eq!(c.parsed, c.aggregated + c.late, "{c:?}");
+}
+
+#[test]
+fn seed_scenario_gives_exactly_the_expected_alerts() {
+    let dir = std::env::temp_dir().join(unique_topic("hr-alerts"));
+    let t = setup(3, Some(dir.clone()));
+    let mut records = Vec::new();
+    for (i, (patient, bpms)) in [
+        ("p001", [72, 75, 78]),
+        ("p002", [120, 125, 130]),
+        ("p003", [40, 42, 45]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (j, bpm) in bpms.into_iter().enumerate() {
+            records.push((i as i32, patient, reading(patient, 10_000 * j as i64, bpm)));
+        }
+    }
+    produce(&t.cfg.input_topic, &records);
+
+    let c = run(&t.cfg, &AtomicBool::new(false)).expect("run");
+    assert_eq!(c.read, 9);
+    assert_eq!(c.aggregated, 9);
+    assert_eq!(c.windows_fired, 3);
+    assert_eq!(c.alerts_written, 3);
+    assert_counters_add_up(&c);
+
+    let got = alerts(&t.cfg);
+    let expect = [
+        ("p001", 75.0, 72, 78, "normal"),
+        ("p002", 125.0, 120, 130, "tachycardia"),
+        ("p003", 127.0 / 3.0, 40, 45, "bradycardia"),
+    ];
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (a, (patient, avg, min, max, kind)) in got.iter().zip(expect) {
+        assert_eq!(a["patient_id"], patient);
+        assert_eq!(a["window_start"], W0);
+        assert_eq!(a["window_end"], W0 + 60_000);
+        assert!((a["avg_hr"].as_f64().unwrap() - avg).abs() < 1e-9, "{a}");
+        assert_eq!(a["min_hr"], min);
+        assert_eq!(a["max_hr"], max);
+        assert_eq!(a["count"], 3);
+        assert_eq!(a["alert_type"], kind);
+        assert_eq!(a["revision"], 0);
+    }
+
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let lines = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_records_land_once_in_the_dlq_and_late_ones_in_the_late_topic() {
+    let t = setup(1, None);
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("not_utf8", vec![0xff, 0xfe, b'{']),
+        ("invalid_json", b"{not json".to_vec()),
+        (
+            "missing_field",
+            br#"{"patient_id":"p001","heart_rate_bpm":80}"#.to_vec(),
+        ),
+        (
+            "naive_timestamp",
+            br#"{"patient_id":"p001","timestamp":"2025-11-19T07:15:23","heart_rate_bpm":94}"#
+                .to_vec(),
+        ),
+        (
+            "bpm_out_of_range",
+            br#"{"patient_id":"p001","timestamp":"2025-11-19T07:15:23Z","heart_rate_bpm":900}"#
+                .to_vec(),
+        ),
+    ];
+    let mut records = vec![
+        (0, "p001", reading("p001", 10_000, 80)),
+        // Watermark moves to 07:17:05, so [07:15, 07:16) fires...
+        (0, "p001", reading("p001", 130_000, 82)),
+        // ...and this one, for the fired window, is late.
+        (0, "p001", reading("p001", 20_000, 84)),
+    ];
+    for (_, v) in &bad {
+        records.push((0, "p001", v.clone()));
+    }
+    produce(&t.cfg.input_topic, &records);
+
+    let c = run(&t.cfg, &AtomicBool::new(false)).expect("run");
+    assert_eq!(
+        c,
+        RunCounters {
+            read: 8,
+            parsed: 3,
+            invalid: 5,
+            aggregated: 2,
+            late: 1,
+            windows_fired: 2,
+            alerts_written: 2,
+        }
+    );
+    assert_counters_add_up(&c);
+
+    let dlq = read_all(&t.cfg.dlq_topic);
+    assert_eq!(dlq.len(), bad.len());
+    for (i, (d, (code, bytes))) in dlq.iter().zip(&bad).enumerate() {
+        assert_eq!(&d.value, bytes);
+        assert_eq!(d.headers["hr.error.code"], *code);
+        assert!(!d.headers["hr.error.message"].is_empty());
+        assert_eq!(d.headers["hr.source.topic"], t.cfg.input_topic);
+        assert_eq!(d.headers["hr.source.partition"], "0");
+        assert_eq!(d.headers["hr.source.offset"], (3 + i).to_string());
+    }
+
+    let late = read_all(&t.cfg.late_topic);
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].value, records[2].2);
+    assert_eq!(late[0].headers["hr.error.code"], "late");
+    assert_eq!(late[0].headers["hr.source.offset"], "2");
+    assert_eq!(
+        late[0].headers["hr.watermark.ms"],
+        (W0 + 125_000 - 1).to_string(),
+        "Flink: max seen - delay - 1"
+    );
+    assert!(late[0].headers["hr.lateness.ms"].parse::<i64>().unwrap() > 0);
+
+    let got = alerts(&t.cfg);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["count"], 1, "the late reading is not in the window");
+    assert_eq!(got[0]["avg_hr"], 80.0);
+}
