@@ -279,3 +279,163 @@ fn bad_records_land_once_in_the_dlq_and_late_ones_in_the_late_topic() {
     assert_eq!(got[0]["count"], 1, "the late reading is not in the window");
     assert_eq!(got[0]["avg_hr"], 80.0);
 }
+
+/// Readings of four patients every 10 s from `from_s` to `to_s` (exclusive), one partition each
+/// (modulo 3), with heart rates that make each minute's average differ.
+fn stream(from_s: i64, to_s: i64) -> Vec<(i32, &'static str, Vec<u8>)> {
+    let patients = ["p001", "p002", "p003", "p004"];
+    let mut out = Vec::new();
+    for s in (from_s..to_s).step_by(10) {
+        for (i, p) in patients.iter().enumerate() {
+            let bpm = 40 + (s / 10 * 7 + i as i64 * 31) % 100;
+            out.push(((i % 3) as i32, *p, reading(p, s * 1_000, bpm)));
+        }
+    }
+    out
+}
+
+fn binary(cfg: &RunConfig, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hr-pipeline"));
+    cmd.arg("run")
+        .args(["--bootstrap", &cfg.bootstrap])
+        .args(["--group", &cfg.group])
+        .args(["--input-topic", &cfg.input_topic])
+        .args(["--alerts-topic", &cfg.alerts_topic])
+        .args(["--dlq-topic", &cfg.dlq_topic])
+        .args(["--late-topic", &cfg.late_topic])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
+/// The distinct alerts of `cfg`'s alerts topic, after checking that any repeat is byte-identical.
+fn alert_set(cfg: &RunConfig) -> BTreeMap<(String, i64, u64), Vec<u8>> {
+    let mut set = BTreeMap::new();
+    for r in read_all(&cfg.alerts_topic) {
+        let a: Value = serde_json::from_slice(&r.value).unwrap();
+        let id = (
+            a["patient_id"].as_str().unwrap().to_owned(),
+            a["window_start"].as_i64().unwrap(),
+            a["revision"].as_u64().unwrap(),
+        );
+        if let Some(prev) = set.insert(id.clone(), r.value.clone()) {
+            assert_eq!(prev, r.value, "a repeat of {id:?} differs");
+        }
+    }
+    set
+}
+
+fn baseline(cfg: &RunConfig) -> BTreeMap<(String, i64, u64), Vec<u8>> {
+    let mut base = cfg.clone();
+    base.group = unique_topic("baseline-group");
+    base.alerts_topic = unique_topic("baseline-alerts");
+    create_topic(&bootstrap(), &base.alerts_topic, 1);
+    run(&base, &AtomicBool::new(false)).expect("baseline run");
+    alert_set(&base)
+}
+
+#[test]
+fn kill_9_mid_stream_and_restart_gives_the_same_alerts() {
+    let dir = std::env::temp_dir().join(unique_topic("hr-alerts"));
+    let t = setup(3, Some(dir.clone()));
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    produce(&t.cfg.input_topic, &stream(0, 150));
+    // The dead member holds its partitions until its session times out: keep that short.
+    let fast = ["-X", "session.timeout.ms=6000"];
+    let mut first = binary(&t.cfg, &["--from-beginning", "--alerts-dir", &dir_arg])
+        .args(fast)
+        .spawn()
+        .expect("start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read_all(&t.cfg.alerts_topic).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alert before the crash"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past at least one checkpoint, so the restart restores open windows rather than replaying.
+    std::thread::sleep(Duration::from_millis(1_500));
+    first.kill().expect("kill -9");
+    first.wait().unwrap();
+
+    produce(&t.cfg.input_topic, &stream(150, 300));
+    let status = binary(
+        &t.cfg,
+        &["--from-beginning", "--bounded", "--alerts-dir", &dir_arg],
+    )
+    .args(fast)
+    .status()
+    .expect("restart");
+    assert!(status.success());
+
+    let got = alert_set(&t.cfg);
+    assert_eq!(got.len(), 4 * 5, "four patients, five minutes");
+    assert_eq!(got, baseline(&t.cfg));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_restart_resumes_open_windows() {
+    let t = setup(3, None);
+    let dir = std::env::temp_dir().join(unique_topic("hr-alerts"));
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    produce(&t.cfg.input_topic, &stream(0, 90));
+    let child = binary(&t.cfg, &["--from-beginning", "--alerts-dir", &dir_arg])
+        .spawn()
+        .expect("start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // [0, 60 s) fires for every patient without waiting for the idle partitions' neighbours.
+    while alert_set(&t.cfg).len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "windows did not fire");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(alert_set(&t.cfg).len(), 4, "[60 s, 120 s) is still open");
+
+    let status = binary(&t.cfg, &["--bounded", "--alerts-dir", &dir_arg])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got = alert_set(&t.cfg);
+    assert_eq!(got.len(), 8);
+    assert_eq!(got, baseline(&t.cfg));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn partitions_without_records_do_not_hold_windows_back() {
+    let t = setup(3, None);
+    produce(
+        &t.cfg.input_topic,
+        &[
+            (0, "p001", reading("p001", 5_000, 70)),
+            (0, "p001", reading("p001", 70_000, 71)),
+        ],
+    );
+    let mut cfg = t.cfg.clone();
+    cfg.bounded = false;
+    let stop = AtomicBool::new(false);
+    let c = std::thread::scope(|s| {
+        let job = s.spawn(|| run(&cfg, &stop));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while read_all(&cfg.alerts_topic).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        job.join().unwrap().expect("run")
+    });
+    assert_eq!(c.windows_fired, 1, "{c:?}");
+    let got = alerts(&cfg);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["window_start"], W0);
+    assert_eq!(got[0]["avg_hr"], 70.0);
+}
