@@ -131,7 +131,7 @@ pub struct Source {
     ends: Option<BTreeMap<i32, i64>>,
     /// Partitions that reached their end offset (bounded mode).
     done: RefCell<BTreeSet<i32>>,
-    assigned: BTreeSet<i32>,
+    assigned: RefCell<BTreeSet<i32>>,
 }
 
 impl Source {
@@ -173,7 +173,7 @@ impl Source {
             topic: cfg.topic.clone(),
             ends,
             done: RefCell::new(BTreeSet::new()),
-            assigned: BTreeSet::new(),
+            assigned: RefCell::new(BTreeSet::new()),
         })
     }
 
@@ -212,14 +212,19 @@ impl Source {
     }
 
     /// Rebalance events since the last call, in order; also updates [`assigned`](Self::assigned).
-    pub fn take_rebalances(&mut self) -> Vec<RebalanceEvent> {
+    ///
+    /// librdkafka runs the rebalance inside a poll, and the same poll may then return a record
+    /// of a newly assigned partition: a caller that prepares per-partition state on assignment
+    /// should call this again when a record comes from a partition it has not prepared.
+    pub fn take_rebalances(&self) -> Vec<RebalanceEvent> {
         let events = self.consumer.context().take();
+        let mut assigned = self.assigned.borrow_mut();
         for e in &events {
             match e {
-                RebalanceEvent::Assigned(ps) => self.assigned.extend(ps.iter().copied()),
+                RebalanceEvent::Assigned(ps) => assigned.extend(ps.iter().copied()),
                 RebalanceEvent::Revoked(ps) => {
                     for p in ps {
-                        self.assigned.remove(p);
+                        assigned.remove(p);
                     }
                 }
             }
@@ -228,8 +233,8 @@ impl Source {
     }
 
     /// The partitions currently owned.
-    pub fn assigned(&self) -> &BTreeSet<i32> {
-        &self.assigned
+    pub fn assigned(&self) -> BTreeSet<i32> {
+        self.assigned.borrow().clone()
     }
 
     /// In bounded mode: true once partitions are assigned and every one reached its end offset.
@@ -239,9 +244,9 @@ impl Source {
             return false;
         };
         let done = self.done.borrow();
-        !self.assigned.is_empty()
-            && self
-                .assigned
+        let assigned = self.assigned.borrow();
+        !assigned.is_empty()
+            && assigned
                 .iter()
                 .all(|p| done.contains(p) || ends.get(p).copied().unwrap_or(0) == 0)
     }

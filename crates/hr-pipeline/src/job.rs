@@ -165,7 +165,7 @@ type Engine = WindowEngine<String, HrAggregator>;
 pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     let mut engine = Engine::new(cfg.engine.clone(), HrAggregator)?;
     ensure_state_topic(cfg)?;
-    let mut source = Source::new(&SourceConfig {
+    let source = Source::new(&SourceConfig {
         bootstrap: cfg.bootstrap.clone(),
         group: cfg.group.clone(),
         topic: cfg.input_topic.clone(),
@@ -200,25 +200,14 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     let mut last_log = Instant::now();
     let mut last_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        for ev in source.take_rebalances() {
-            match ev {
-                RebalanceEvent::Assigned(ps) => {
-                    restore(cfg, &mut engine, &ps, &mut skip_below)?;
-                    tracing::info!(partitions = ?ps, "assigned");
-                }
-                RebalanceEvent::Revoked(ps) => {
-                    for p in &ps {
-                        engine.remove_partition(*p as u32);
-                        next.remove(p);
-                        skip_below.remove(p);
-                    }
-                    tracing::info!(partitions = ?ps, "revoked");
-                }
-            }
-        }
+        apply_rebalances(cfg, &source, &mut engine, &mut next, &mut skip_below)?;
         if let Polled::Record(r) = source.poll(Duration::from_millis(100))? {
             let p = r.partition();
             let offset = r.offset();
+            if !skip_below.contains_key(&p) {
+                // Assigned within this very poll: restore its state before its first record.
+                apply_rebalances(cfg, &source, &mut engine, &mut next, &mut skip_below)?;
+            }
             if skip_below.get(&p).is_some_and(|s| offset < *s) {
                 continue;
             }
@@ -308,6 +297,34 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     Ok(c)
 }
 
+/// Restores newly assigned partitions and drops revoked ones. Every owned partition has an entry
+/// in `skip_below` (0 when it has no saved state).
+fn apply_rebalances(
+    cfg: &RunConfig,
+    source: &Source,
+    engine: &mut Engine,
+    next: &mut BTreeMap<i32, i64>,
+    skip_below: &mut BTreeMap<i32, i64>,
+) -> anyhow::Result<()> {
+    for ev in source.take_rebalances() {
+        match ev {
+            RebalanceEvent::Assigned(ps) => {
+                restore(cfg, engine, &ps, skip_below)?;
+                tracing::info!(partitions = ?ps, "assigned");
+            }
+            RebalanceEvent::Revoked(ps) => {
+                for p in &ps {
+                    engine.remove_partition(*p as u32);
+                    next.remove(p);
+                    skip_below.remove(p);
+                }
+                tracing::info!(partitions = ?ps, "revoked");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn log_counters(c: &RunCounters, what: &str) {
     tracing::info!(
         read = c.read,
@@ -358,6 +375,7 @@ fn restore(
     for &p in partitions {
         engine.remove_partition(p as u32);
         engine.add_partition(p as u32);
+        skip_below.insert(p, 0);
         let Some(bytes) = table.get(state_key(cfg, p).as_bytes()) else {
             continue;
         };

@@ -439,3 +439,71 @@ fn partitions_without_records_do_not_hold_windows_back() {
     assert_eq!(got[0]["window_start"], W0);
     assert_eq!(got[0]["avg_hr"], 70.0);
 }
+
+#[test]
+fn two_instances_in_one_group_together_give_every_alert() {
+    let t = setup(3, None);
+    let mut cfg = t.cfg.clone();
+    cfg.bounded = false;
+    cfg.overrides = vec![("session.timeout.ms".into(), "6000".into())];
+    produce(&cfg.input_topic, &stream(0, 150));
+    let expected_len = 16;
+
+    let (stop_a, stop_b) = (AtomicBool::new(false), AtomicBool::new(false));
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&cfg, &stop_a));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while alert_set(&cfg).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first instance fired nothing"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let b = s.spawn(|| run(&cfg, &stop_b));
+        wait_for_members(&cfg.group, 2);
+        produce(&cfg.input_topic, &stream(150, 300));
+        while alert_set(&cfg).len() < expected_len && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        stop_a.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop_b.store(true, std::sync::atomic::Ordering::Relaxed);
+        (a.join().unwrap().expect("a"), b.join().unwrap().expect("b"))
+    });
+    assert_counters_add_up(&a);
+    assert_counters_add_up(&b);
+    assert!(
+        a.read > 0 && b.read > 0,
+        "both instances worked: {a:?} {b:?}"
+    );
+    // With readings up to 290 s, the watermark (285 s) closes the first four minutes only.
+    let expected: BTreeMap<_, _> = baseline(&t.cfg)
+        .into_iter()
+        .filter(|((_, start, _), _)| *start < W0 + 240_000)
+        .collect();
+    assert_eq!(expected.len(), expected_len);
+    assert_eq!(alert_set(&cfg), expected);
+}
+
+/// Waits until `group` is stable with `n` members, so the rebalance is over.
+fn wait_for_members(group: &str, n: usize) {
+    let consumer: BaseConsumer = client_config(&bootstrap(), &[]).create().expect("client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = consumer
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .expect("group list");
+        if list
+            .groups()
+            .iter()
+            .any(|g| g.state() == "Stable" && g.members().len() == n)
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{group} never had {n} members"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
