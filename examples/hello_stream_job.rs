@@ -16,6 +16,9 @@ fn main() -> anyhow::Result<()> {
         10,
         Duration::from_secs(60),
     )?;
-    println!("processed {n} messages from {} into {}", args.input, args.output);
+    println!(
+        "processed {n} messages from {} into {}",
+        args.input, args.output
+    );
     Ok(())
 }
