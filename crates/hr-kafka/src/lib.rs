@@ -5,6 +5,12 @@
 //! our own names beyond the few the pipeline needs; any librdkafka property passes through
 //! ([`client_config`]) so TLS/SASL clusters work without code changes.
 //!
+//! - [`Source`]: a consumer-group reader over `BaseConsumer` (polled on the caller's thread, no
+//!   channel per record), with rebalance events, bounded mode and explicit synchronous commits.
+//! - [`Sink`]: one idempotent producer (acks=all, lz4) for alerts and for set-aside records with
+//!   their original bytes and `hr.*` headers; [`AlertFile`] for the JSONL alert files.
+//! - [`read_table`]: a compacted topic read as the latest value per key (the job's state).
+//!
 //! It may depend on rdkafka, tokio and futures; never on hr-window or polars.
 //!
 //! # Example
