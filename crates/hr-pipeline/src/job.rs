@@ -309,7 +309,7 @@ fn apply_rebalances(
     for ev in source.take_rebalances() {
         match ev {
             RebalanceEvent::Assigned(ps) => {
-                restore(cfg, engine, &ps, skip_below)?;
+                restore(cfg, engine, &ps, next, skip_below)?;
                 tracing::info!(partitions = ?ps, "assigned");
             }
             RebalanceEvent::Revoked(ps) => {
@@ -363,6 +363,7 @@ fn restore(
     cfg: &RunConfig,
     engine: &mut Engine,
     partitions: &[i32],
+    next: &mut BTreeMap<i32, i64>,
     skip_below: &mut BTreeMap<i32, i64>,
 ) -> anyhow::Result<()> {
     let table = read_table(
@@ -387,6 +388,9 @@ fn restore(
                 .with_context(|| format!("restoring the state of partition {p}"))?;
         }
         skip_below.insert(p, rec.next_offset);
+        // Checkpoints rewrite restored partitions even without new records, so a bounded run's
+        // final (empty) state replaces the windows its `finish` fired.
+        next.insert(p, rec.next_offset);
         tracing::info!(
             partition = p,
             next_offset = rec.next_offset,

@@ -408,6 +408,25 @@ fn sigterm_stops_cleanly_and_a_restart_resumes_open_windows() {
     let got = alert_set(&t.cfg);
     assert_eq!(got.len(), 8);
     assert_eq!(got, baseline(&t.cfg));
+    assert_eq!(
+        read_all(&t.cfg.alerts_topic).len(),
+        8,
+        "no repeats after a clean stop"
+    );
+
+    // The bounded run closed every window, so a later run fires only the new one.
+    produce(
+        &t.cfg.input_topic,
+        &[(0, "p001", reading("p001", 200_000, 77))],
+    );
+    let status = binary(&t.cfg, &["--bounded", "--alerts-dir", &dir_arg])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let all = read_all(&t.cfg.alerts_topic);
+    assert_eq!(all.len(), 9);
+    let last: Value = serde_json::from_slice(&all[8].value).unwrap();
+    assert_eq!(last["window_start"], W0 + 180_000);
     std::fs::remove_dir_all(&dir).ok();
 }
 
