@@ -526,3 +526,43 @@ fn wait_for_members(group: &str, n: usize) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn emit_abnormal_from_env_writes_only_abnormal_alerts_to_topic_and_file() {
+    let dir = std::env::temp_dir().join(unique_topic("hr-alerts"));
+    let t = setup(1, None);
+    produce(
+        &t.cfg.input_topic,
+        &[
+            (0, "p001", reading("p001", 1_000, 70)),
+            (0, "p002", reading("p002", 2_000, 140)),
+            (0, "p003", reading("p003", 3_000, 35)),
+        ],
+    );
+    let status = binary(&t.cfg, &[])
+        .env("HR_EMIT", "abnormal")
+        .env("HR_BOUNDED", "true")
+        .env("HR_FROM_BEGINNING", "true")
+        .env("HR_ALERTS_DIR", &dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let kinds: Vec<String> = alerts(&t.cfg)
+        .iter()
+        .map(|a| a["alert_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["tachycardia", "bradycardia"]);
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let lines: Vec<Value> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, alerts(&t.cfg));
+    std::fs::remove_dir_all(&dir).ok();
+}
