@@ -7,7 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaError, client_config};
+use crate::{KafkaError, RebalanceLog, client_config};
 
 /// Reads `topic` from the beginning up to the end offsets seen at the call and returns the last
 /// value of each key (a record without a value deletes its key). Keyless records are ignored.
@@ -28,7 +28,7 @@ pub fn read_table(
         .set("group.id", "hr-table-reader")
         // Compaction leaves gaps, so the last offset may never be seen: end-of-partition is the end.
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = cc.create()?;
+    let consumer: BaseConsumer<RebalanceLog> = cc.create_with_context(RebalanceLog::default())?;
     let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();

@@ -1,0 +1,39 @@
+//! Reads a topic to its end with the pipeline's consumer settings and no processing, and prints
+//! events/s: the ceiling `hr-pipeline run --bounded` is measured against.
+//!
+//! `cargo run --release -p hr-kafka --example raw_consume -- <topic> [bootstrap]`
+
+use std::time::{Duration, Instant};
+
+use hr_kafka::{Polled, Source, SourceConfig};
+
+fn main() -> Result<(), hr_kafka::KafkaError> {
+    let mut args = std::env::args().skip(1);
+    let topic = args.next().unwrap_or_else(|| "heart_rate_events".into());
+    let bootstrap = args.next().unwrap_or_else(|| "localhost:9092".into());
+    let group = format!("raw-consume-{}", std::process::id());
+    let source = Source::new(&SourceConfig {
+        bootstrap,
+        group,
+        topic: topic.clone(),
+        from_beginning: true,
+        bounded: true,
+        overrides: Vec::new(),
+    })?;
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut started = None;
+    while !source.is_done() {
+        source.take_rebalances();
+        if let Polled::Record(r) = source.poll(Duration::from_millis(100))? {
+            started.get_or_insert_with(Instant::now);
+            n += 1;
+            bytes += r.payload().len() as u64;
+        }
+    }
+    let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    println!(
+        "{topic}: {n} records, {bytes} bytes in {secs:.2} s: {:.0} events/s",
+        n as f64 / secs
+    );
+    Ok(())
+}
