@@ -21,6 +21,11 @@
 //!
 //! A bounded run ends with `finish` (every open window fires), a flush, and a checkpoint with an
 //! empty state: the next run of the group starts fresh at the end offsets.
+//!
+//! Limits: the consumer starts at the group's committed offset, and records below the restored
+//! offset are skipped, not sought past; if a crash falls between steps 2 and 3 and the group has
+//! no commit at all, `auto.offset.reset` decides where reading starts. Each checkpoint writes
+//! every owned partition's whole state, so its cost grows with the number of open windows.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
