@@ -43,3 +43,7 @@ lint:
 hello:
     cargo run -q --example hello_producer -- --bootstrap {{bootstrap}}
     cargo run -q --example hello_stream_job -- --bootstrap {{bootstrap}}
+
+# See the whole system work: broker, monitors, streaming job, live alerts, batch report (HR_DEMO_WINDOW=10s for a quick look).
+demo:
+    examples/demo.sh

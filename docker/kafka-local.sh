@@ -162,8 +162,13 @@ up_docker() {
 
 cmd_up() {
   mkdir -p "$state"
+  if port_open "$port"; then
+    say "A broker already answers on localhost:$port; reusing it."
+    return 0
+  fi
   exec 9>"$state/lock"
   flock 9
+  # Another process may have started it while this one waited for the lock.
   if port_open "$port"; then
     say "A broker already answers on localhost:$port; reusing it."
     return 0

@@ -79,6 +79,7 @@ struct Args {
     #[arg(
         short,
         long,
+        alias = "bootstrap",
         default_value = "localhost:9092",
         env = "HR_BOOTSTRAP_SERVERS"
     )]
