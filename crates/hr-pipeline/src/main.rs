@@ -48,13 +48,9 @@ struct KafkaArgs {
     property: Vec<(String, String)>,
 }
 
+/// The pipeline's four topics, shared by `topics` (which creates them) and `run` (which uses them).
 #[derive(Debug, Args)]
-struct TopicsArgs {
-    #[command(flatten)]
-    kafka: KafkaArgs,
-    /// Partitions for each topic that is created.
-    #[arg(long, env = "HR_PARTITIONS", default_value_t = 3)]
-    partitions: i32,
+struct TopicNames {
     /// Readings topic.
     #[arg(long, env = "HR_INPUT_TOPIC", default_value = "heart_rate_events")]
     input_topic: String,
@@ -67,6 +63,17 @@ struct TopicsArgs {
     /// Topic for readings too late for their window.
     #[arg(long, env = "HR_LATE_TOPIC", default_value = "heart_rate_late")]
     late_topic: String,
+}
+
+#[derive(Debug, Args)]
+struct TopicsArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Partitions for each topic that is created.
+    #[arg(long, env = "HR_PARTITIONS", default_value_t = 3)]
+    partitions: i32,
+    #[command(flatten)]
+    topics: TopicNames,
     /// Seconds to wait for the broker.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
@@ -98,18 +105,8 @@ struct RunArgs {
     /// Consumer group (also names the state topic `<group>.state`).
     #[arg(long, env = "HR_GROUP", default_value = "hr-pipeline")]
     group: String,
-    /// Readings topic.
-    #[arg(long, env = "HR_INPUT_TOPIC", default_value = "heart_rate_events")]
-    input_topic: String,
-    /// Alerts topic.
-    #[arg(long, env = "HR_ALERTS_TOPIC", default_value = "heart_rate_alerts")]
-    alerts_topic: String,
-    /// Dead-letter topic for records that fail validation.
-    #[arg(long, env = "HR_DLQ_TOPIC", default_value = "heart_rate_events_dlq")]
-    dlq_topic: String,
-    /// Topic for readings too late for their window.
-    #[arg(long, env = "HR_LATE_TOPIC", default_value = "heart_rate_late")]
-    late_topic: String,
+    #[command(flatten)]
+    topics: TopicNames,
     /// Window kind.
     #[arg(long, env = "HR_WINDOW", value_enum, default_value = "tumbling")]
     window: WindowKind,
@@ -171,10 +168,10 @@ impl RunArgs {
         };
         RunConfig {
             group: self.group.clone(),
-            input_topic: self.input_topic.clone(),
-            alerts_topic: self.alerts_topic.clone(),
-            dlq_topic: self.dlq_topic.clone(),
-            late_topic: self.late_topic.clone(),
+            input_topic: self.topics.input_topic.clone(),
+            alerts_topic: self.topics.alerts_topic.clone(),
+            dlq_topic: self.topics.dlq_topic.clone(),
+            late_topic: self.topics.late_topic.clone(),
             engine,
             emit: match self.emit {
                 EmitArg::All => Emit::All,
@@ -221,10 +218,10 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
 async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
     let cfg = client_config(&args.kafka.bootstrap, &args.kafka.property);
     let specs: Vec<TopicSpec> = [
-        &args.input_topic,
-        &args.alerts_topic,
-        &args.dlq_topic,
-        &args.late_topic,
+        &args.topics.input_topic,
+        &args.topics.alerts_topic,
+        &args.topics.dlq_topic,
+        &args.topics.late_topic,
     ]
     .into_iter()
     .map(|t| TopicSpec::new(t.as_str(), args.partitions))
