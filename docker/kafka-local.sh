@@ -146,7 +146,7 @@ wait_ready_since() {
   local pid=$1 offset=$2 i
   for ((i = 0; i < 240; i++)); do
     kill -0 "$pid" 2>/dev/null || { tail -n 40 "$logfile" >&2; die "The broker exited during start-up; its log is above ($logfile)."; }
-    if port_open "$port" && tail -c "+$((offset + 1))" "$logfile" | grep -q 'Kafka Server started'; then
+    if port_open "$port" && tail -c "+$((offset + 1))" "$logfile" | grep 'Kafka Server started' >/dev/null; then
       return 0
     fi
     sleep 0.5
