@@ -128,6 +128,8 @@ up_native() {
   fi
   say "Starting Apache Kafka on localhost:$port (native, log: $logfile)."
   : >"$logfile.start"
+  # A pid file left by a broker that died without `down` must not be mistaken for this one's.
+  rm -f "$pidfile"
   # setsid: the broker outlives the shell (and test process) that started it, until `down`.
   setsid nohup bash -c "echo \$\$ >'$pidfile'; exec java -Xms256m -Xmx$heap -cp '$libdir/*' \
       -Dlog4j2.configurationFile='$state/log4j2.properties' kafka.Kafka '$state/server.properties'" \
