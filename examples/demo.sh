@@ -1,91 +1,145 @@
 #!/usr/bin/env bash
-# The whole system in one command (`just demo`): a local broker, simulated monitors in real time with
-# tachycardia and bradycardia episodes and a few bad records, the streaming job, a live view of the
-# alerts, and at the end the batch report over the alert files.
+# The whole system in one command (`just demo`): a Kafka broker, simulated monitors in real time with
+# tachycardia and bradycardia episodes and a few malformed records, the streaming job, a live view of
+# the alerts as their windows close, and at the end the batch report over the alert files.
 #
-#   HR_DEMO_DURATION  seconds to run (default 130: a few 1-minute windows close)
-#   HR_DEMO_WINDOW    window size (default 60s; 10s for a quick look)
-#   HR_DEMO_DIR       where the alert files and the report go (default output/demo)
+#   examples/demo.sh [--quick] [--duration SECONDS] [--window DURATION] [--seed N]
+#
+#   --quick            10 s windows for 45 s, with short episodes (a look in under a minute)
+#   --duration SECS    how long the monitors run (default 150: two or three 1-minute windows close)
+#   --window DUR       tumbling window size (default 60s, the seed's)
+#   --seed N           the simulation's seed (default 1: the same episodes every run)
+#
+# Environment: HR_DEMO_DIR (where alerts, report, ground truth and logs go; default output/demo),
+# HR_BOOTSTRAP_SERVERS (use this broker instead of the local one), HR_KAFKA_PORT (local broker port),
+# HR_DEMO_KEEP_BROKER=1 (leave a broker this demo started running), NO_COLOR=1.
+#
+# Ctrl-C stops early, and still stops everything cleanly and prints the report.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-duration=${HR_DEMO_DURATION:-130}
-window=${HR_DEMO_WINDOW:-60s}
+
+duration=150
+window=60s
+seed=1
+episodes=(--episode-rate 40 --onset 10s --plateau 150s --recovery 10s)
+while (($#)); do
+  case $1 in
+    --quick)
+      duration=45 window=10s
+      episodes=(--episode-rate 240 --onset 2s --plateau 25s --recovery 2s)
+      ;;
+    --duration) duration=$2 && shift ;;
+    --window) window=$2 && shift ;;
+    --seed) seed=$2 && shift ;;
+    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    *) echo "demo: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
+  esac
+  shift
+done
 dir=${HR_DEMO_DIR:-$repo/output/demo}
-bootstrap=${HR_BOOTSTRAP_SERVERS:-localhost:${HR_KAFKA_PORT:-9092}}
 run_id=$(date +%s)
 topic=heart_rate_events_demo_$run_id
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
 
-docker/kafka-local.sh up
-say "Building the binaries."
-cargo build -q -p hr-sim -p hr-pipeline -p hr-batch --example alert_view
+started_broker=0
+if [[ -n ${HR_BOOTSTRAP_SERVERS:-} ]]; then
+  bootstrap=$HR_BOOTSTRAP_SERVERS
+  say "Using the broker at $bootstrap."
+else
+  bootstrap=localhost:${HR_KAFKA_PORT:-9092}
+  if ! docker/kafka-local.sh status >/dev/null 2>&1; then
+    docker/kafka-local.sh up
+    started_broker=1
+  fi
+fi
+
+say "Building the binaries (the first build takes a few minutes)."
+cargo build -q -p hr-sim -p hr-pipeline -p hr-batch -p hr-stream --bins --example alert_view
 bin=${CARGO_TARGET_DIR:-$repo/target}/debug
 
 rm -rf "$dir"
 mkdir -p "$dir/alerts"
-# A topic of its own per demo run, so earlier runs' readings never mix in.
+# An input topic of its own per run, so no earlier run's readings mix in; alerts go to the usual topic.
 "$bin/hr-pipeline" topics --bootstrap "$bootstrap" --input-topic "$topic" >/dev/null
 
 pids=()
+# Whatever happens, nothing this demo started outlives it.
 cleanup() {
+  local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if ((started_broker)) && [[ -z ${HR_DEMO_KEEP_BROKER:-} ]]; then
+    say "Stopping the broker this demo started (HR_DEMO_KEEP_BROKER=1 keeps it; 'just up' starts one)."
+    docker/kafka-local.sh down >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
-trap 'say "Stopping."; stop=1' INT TERM
+stop=0
+trap 'stop=1' INT TERM
 
-say "Starting the streaming job ($window tumbling windows, 5 s out-of-orderness)."
-RUST_LOG=${RUST_LOG:-warn} "$bin/hr-pipeline" run --bootstrap "$bootstrap" --input-topic "$topic" \
+# Waits up to $2 seconds for process $1 to exit, then kills it; returns its exit status.
+stop_within() {
+  local pid=$1 i status=0
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || status=$?
+  return "$status"
+}
+
+say "Streaming job: $window tumbling windows per patient, 5 s out-of-orderness, every window an alert."
+RUST_LOG=${RUST_LOG:-info} "$bin/hr-pipeline" run --bootstrap "$bootstrap" --input-topic "$topic" \
   --group "hr-demo-$run_id" --from-beginning --size "$window" --alerts-dir "$dir/alerts" \
   2>"$dir/pipeline.log" &
 pipeline=$!
 pids+=("$pipeline")
 
-say "Starting 8 monitors in real time, with episodes and 2 % malformed records."
+say "Monitors: 8 patients, 2 readings a second each, episodes of tachycardia and bradycardia, 2 % malformed."
 RUST_LOG=${RUST_LOG:-warn} "$bin/hr-sim" --bootstrap "$bootstrap" --topic "$topic" --patients 8 --rate 16 \
-  --seed "$run_id" --episode-rate 40 --brady-share 0.5 --onset 5s --plateau 90s --recovery 5s \
-  --malformed 0.02 --truth "$dir/truth.json" 2>"$dir/sim.log" &
+  --seed "$seed" "${episodes[@]}" --brady-share 0.5 --malformed 0.02 --truth "$dir/truth.json" \
+  2>"$dir/sim.log" &
 sim=$!
 pids+=("$sim")
 
-say "Alerts as their windows close (Ctrl-C to stop early; stops by itself after ${duration}s):"
-(tail -n +1 -F "$dir/alerts" 2>/dev/null | "$bin/examples/alert_view") &
+say "Alerts appear as their windows close ($window + 5 s after they start). Running ${duration}s; Ctrl-C stops early."
+"$bin/examples/alert_view" --follow "$dir/alerts" &
 view=$!
 pids+=("$view")
-# tail -F on a directory does not follow new files: follow the job's file once it exists.
-for _ in $(seq 1 50); do
-  file=$(ls "$dir"/alerts/*.jsonl 2>/dev/null | head -n 1 || true)
-  [[ -n $file ]] && break
-  sleep 0.2
-done
-kill "$view" 2>/dev/null || true
-if [[ -n ${file:-} ]]; then
-  (tail -n +1 -F "$file" 2>/dev/null | "$bin/examples/alert_view") &
-  view=$!
-  pids+=("$view")
-fi
 
-stop=0
-for _ in $(seq 1 "$duration"); do
-  [[ $stop == 1 ]] && break
-  kill -0 "$pipeline" 2>/dev/null || { say "The streaming job stopped; its log: $dir/pipeline.log"; exit 1; }
+for ((t = 0; t < duration && !stop; t++)); do
+  if ! kill -0 "$pipeline" 2>/dev/null; then
+    say "The streaming job stopped early; its log is $dir/pipeline.log:"
+    tail -n 20 "$dir/pipeline.log" >&2
+    exit 1
+  fi
   sleep 1
 done
 
-say "Stopping the monitors, then the job (it writes what is ready and commits)."
+say "Stopping the monitors, then the job (it writes the alerts that are ready and commits its offsets)."
 kill -TERM "$sim" 2>/dev/null || true
-wait "$sim" || true
+stop_within "$sim" 10 || true
 kill -TERM "$pipeline" 2>/dev/null || true
 status=0
-wait "$pipeline" || status=$?
-sleep 1
-kill "$view" 2>/dev/null || true
-wait "$view" 2>/dev/null || true
+stop_within "$pipeline" 30 || status=$?
+# The view polls the files every 200 ms: give it the job's last alerts before it goes.
+sleep 0.5
+kill -TERM "$view" 2>/dev/null || true
+stop_within "$view" 5 || true
 pids=()
-[[ $status == 0 ]] || { say "The streaming job exited with $status; its log: $dir/pipeline.log"; exit 1; }
+if ((status != 0)); then
+  say "The streaming job exited with status $status; its log is $dir/pipeline.log."
+  exit 1
+fi
+counters=$(grep ' exit ' "$dir/pipeline.log" | tail -n 1 | sed 's/^.* exit //' || true)
+say "The job's counters: ${counters:-none logged (see $dir/pipeline.log)}."
 
-say "Alert report (hr-batch):"
-"$bin/hr-batch" --input "$dir/alerts" --output "$dir/alert_stats"
-say "Files: alerts $dir/alerts, report $dir/alert_stats, ground truth $dir/truth.json, logs $dir/*.log."
+say "Alert report (hr-batch, the seed's Spark step):"
+POLARS_FMT_MAX_ROWS=${POLARS_FMT_MAX_ROWS:-100} POLARS_TABLE_WIDTH=${POLARS_TABLE_WIDTH:-200} \
+  "$bin/hr-batch" --input "$dir/alerts" --output "$dir/alert_stats"
+"$bin/hr-batch" --quiet --input "$dir/alerts" --output "$dir/alert_stats.csv"
+say "Files: alerts $dir/alerts/, report $dir/alert_stats/ (Parquet) and $dir/alert_stats.csv,"
+say "ground truth $dir/truth.json, logs $dir/pipeline.log and $dir/sim.log."
