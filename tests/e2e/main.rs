@@ -2,5 +2,7 @@
 //!
 //! Index:
 //! - `hello`: the seed's hello-world check through the example code.
+//! - `demo`: `just demo --quick` end to end, as a newcomer runs it.
 
+mod demo;
 mod hello;
