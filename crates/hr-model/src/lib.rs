@@ -15,10 +15,12 @@
 //! is worse than refusing it. Event time is kept as epoch milliseconds, floored, so a reading
 //! at `07:15:59.9999` never rounds into the next window.
 //!
-//! serde_json does the JSON and `time` the RFC 3339 (no hand-rolled parser). A valid message
-//! takes one typed pass that borrows its strings (the only allocation is the patient id's
-//! `String`); an invalid one is read a second time from each field's raw JSON text, so the
-//! error can quote the value exactly as sent. Writing goes the other way without allocating:
+//! serde_json does the JSON and `time` the RFC 3339 (no hand-rolled JSON parser). A valid
+//! message takes one typed pass that borrows its strings (the only allocation is the patient
+//! id's `String`); an invalid one is read a second time from each field's raw JSON text, so the
+//! error can quote the value exactly as sent. Timestamps in the fixed-width shape every
+//! producer writes are converted by a few lines of calendar arithmetic that a property test
+//! holds to `time`'s answer; anything else, and every error, goes through `time`. Writing goes the other way without allocating:
 //! [`Event::write_json`] appends the seed's JSON shape to a reusable buffer.
 //!
 //! # Example

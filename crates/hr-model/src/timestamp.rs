@@ -5,6 +5,10 @@
 //! Milliseconds are *truncated* (floored), never rounded: `07:15:59.9999Z` belongs to the
 //! minute it was measured in, not to the next window.
 //!
+//! The shape producers write (`YYYY-MM-DDTHH:MM:SS`, a fraction, `Z` or `±HH:MM`) takes a
+//! short path of calendar arithmetic; `time`'s parser stays the authority for everything else,
+//! and for every error, so both paths give the same answer for every text.
+//!
 //! Formatting writes the fixed-width form the seed's producer writes, in UTC with microsecond
 //! digits: `2025-11-19T07:15:23.123000+00:00`.
 
@@ -42,6 +46,17 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// assert_eq!(parse_timestamp("2025-11-19T07:15:23").unwrap_err().code(), "naive_timestamp");
 /// ```
 pub fn parse_timestamp(text: &str) -> Result<i64, ParseError> {
+    if let Some(ms) = common_shape_ms(text.as_bytes()) {
+        if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ms) {
+            return Ok(ms);
+        }
+    }
+    parse_timestamp_in_full(text)
+}
+
+/// [`parse_timestamp`] by `time`'s general parser alone: the authority on every input, and the
+/// only path that builds errors.
+fn parse_timestamp_in_full(text: &str) -> Result<i64, ParseError> {
     match parse_rfc3339(text) {
         Ok(dt) => {
             // `unix_timestamp` floors to whole seconds and `millisecond` counts up from that
@@ -58,6 +73,133 @@ pub fn parse_timestamp(text: &str) -> Result<i64, ParseError> {
         }
         Err(()) => Err(timestamp_error(text)),
     }
+}
+
+/// Epoch milliseconds (floored) of `YYYY-MM-DD(T|t| )HH:MM:SS[.f+](Z|z|±HH:MM)` with a
+/// second below 60, or `None` for anything else, which is then left to `time`'s full parser.
+///
+/// This is the shape every producer writes, and `time`'s general parser costs as much as
+/// decoding the whole JSON message around it. The contract is narrow on purpose: `Some` only
+/// for text `time` accepts, with exactly `time`'s instant (a property test holds the two to
+/// agreeing); leap seconds, errors and their messages all take the full parser.
+#[inline]
+fn common_shape_ms(b: &[u8]) -> Option<i64> {
+    // The shortest accepted text is `YYYY-MM-DDTHH:MM:SSZ`.
+    if b.len() < 20 {
+        return None;
+    }
+    let p: &[u8; 19] = b[..19].try_into().ok()?;
+    if p[4] != b'-'
+        || p[7] != b'-'
+        || !matches!(p[10], b'T' | b't' | b' ')
+        || p[13] != b':'
+        || p[16] != b':'
+    {
+        return None;
+    }
+    // All fourteen digits checked at once (a byte below `0` wraps around to above 9), so the
+    // common case takes one branch rather than fourteen.
+    let d = |i: usize| p[i].wrapping_sub(b'0');
+    let digits = [
+        d(0),
+        d(1),
+        d(2),
+        d(3),
+        d(5),
+        d(6),
+        d(8),
+        d(9),
+        d(11),
+        d(12),
+        d(14),
+        d(15),
+        d(17),
+        d(18),
+    ];
+    if digits.iter().fold(0, |max, &digit| max.max(digit)) > 9 {
+        return None;
+    }
+    let two = |i: usize| digits[i] * 10 + digits[i + 1];
+    let year = u32::from(two(0)) * 100 + u32::from(two(2));
+    let (month, day, hour, minute, second) = (two(4), two(6), two(8), two(10), two(12));
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == 20 {
+            return None;
+        }
+        // Truncate to milliseconds: the first three digits, as if padded with zeros.
+        let digit = |k: usize| {
+            if 20 + k < i {
+                i64::from(b[20 + k] - b'0')
+            } else {
+                0
+            }
+        };
+        millis = digit(0) * 100 + digit(1) * 10 + digit(2);
+    }
+    let offset_s = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        rest @ [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (digits2(rest, 1)?, digits2(rest, 4)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let s = i64::from(h) * 3600 + i64::from(m) * 60;
+            if *sign == b'-' { -s } else { s }
+        }
+        _ => return None,
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(second)
+        - offset_s;
+    Some(seconds * 1000 + millis)
+}
+
+/// Days from 1970-01-01 to a valid proleptic Gregorian date in the years 0 to 9999, by
+/// Howard Hinnant's `days_from_civil` (eras of 400 years, years starting in March so the leap
+/// day comes last).
+#[inline]
+fn days_from_civil(year: u32, month: u8, day: u8) -> i64 {
+    let (month, day) = (u32::from(month), u32::from(day));
+    // Shifted by one 400-year era so everything stays unsigned.
+    let y = year + 400 - u32::from(month <= 2);
+    let (era, year_of_era) = (y / 400, y % 400);
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    i64::from(era * 146_097 + day_of_era) - 146_097 - 719_468
+}
+
+#[inline]
+fn days_in_month(year: u32, month: u8) -> u8 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The two ASCII digits at `b[i..i + 2]` as a number.
+#[inline]
+fn digits2(b: &[u8], i: usize) -> Option<u8> {
+    let (hi, lo) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+    (hi < 10 && lo < 10).then(|| hi * 10 + lo)
 }
 
 /// The date-time, or `Err(())` with the reason left to [`timestamp_error`], which keeps the
@@ -361,6 +503,97 @@ mod tests {
             2 => 28,
             4 | 6 | 9 | 11 => 30,
             _ => 31,
+        }
+    }
+
+    #[test]
+    fn common_shape_agrees_on_every_calendar_day() {
+        for year in [
+            0, 1, 1600, 1900, 1970, 1999, 2000, 2023, 2024, 2100, 2400, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for time in ["00:00:00Z", "23:59:59.999999-23:59", "12:30:00+14:00"] {
+                        let text = format!("{year:04}-{month:02}-{day:02}T{time}");
+                        assert_eq!(
+                            parse_timestamp(&text),
+                            parse_timestamp_in_full(&text),
+                            "{text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Timestamps that are valid, or wrong in one or a few places: every component ranges a
+    /// little past its limits, and the separators and offset include near misses.
+    fn near_timestamp() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        fn mostly<T: std::fmt::Debug + Clone + 'static>(
+            usual: impl Strategy<Value = T> + 'static,
+            odd: impl Strategy<Value = T> + 'static,
+        ) -> impl Strategy<Value = T> {
+            prop_oneof![9 => usual, 1 => odd]
+        }
+        let offset = prop_oneof![
+            1 => Just(String::new()),
+            3 => "[Zz]".boxed(),
+            6 => "[+-][0-2][0-9]:[0-6][0-9]".boxed(),
+            1 => "[+-][0-9]{1,4}(:[0-9]{0,3})?".boxed(),
+            1 => "[Zz+-: .0-9a-z]{1,6}".boxed(),
+        ];
+        (
+            mostly("[0-9]{4}|[0-9]{2}00", "[0-9]{3}|[+-][0-9]{4}"),
+            mostly("-", "[/:]"),
+            0u8..=14,
+            prop_oneof![0u8..=33, 27u8..=32],
+            mostly("[Tt ]", "[X_]"),
+            0u8..=25,
+            0u8..=61,
+            0u8..=61,
+            "(\\.[0-9]{0,12})?|\\.[0-9]{0,4}[a-z.,]",
+            offset,
+        )
+            .prop_map(|(y, dash, mo, d, sep, h, mi, s, frac, off)| {
+                format!("{y}{dash}{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{off}")
+            })
+    }
+
+    /// A valid timestamp with one to four bytes replaced by any byte that keeps it UTF-8.
+    fn mutated_timestamp() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let valid = "2024-02-29T23:59:59.123456789-05:30";
+        proptest::collection::vec((0..valid.len(), 0u8..0x80), 1..5).prop_map(move |edits| {
+            let mut bytes = valid.as_bytes().to_vec();
+            for (at, byte) in edits {
+                bytes[at] = byte;
+            }
+            String::from_utf8(bytes).expect("ASCII stays UTF-8")
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        #[test]
+        fn common_shape_agrees_on_corrupted_text(text in mutated_timestamp()) {
+            proptest::prop_assert_eq!(parse_timestamp(&text), parse_timestamp_in_full(&text), "{:?}", text);
+        }
+
+        /// The common-shape shortcut changes nothing: same instant, same error, same message
+        /// as `time`'s full parser, and it takes every valid text short of a leap second.
+        #[test]
+        fn common_shape_agrees_with_the_full_parser(text in near_timestamp()) {
+            let full = parse_timestamp_in_full(&text);
+            proptest::prop_assert_eq!(parse_timestamp(&text), full.clone(), "{}", text);
+            let fast = common_shape_ms(text.as_bytes());
+            if let Some(ms) = fast {
+                let dt = OffsetDateTime::parse(&text, &Rfc3339).expect("shortcut accepted what time refuses");
+                proptest::prop_assert_eq!(ms, dt.unix_timestamp() * 1000 + i64::from(dt.millisecond()));
+            }
+            if full.is_ok() && text.as_bytes()[17..19] != *b"60" {
+                proptest::prop_assert!(fast.is_some(), "shortcut missed {}", text);
+            }
         }
     }
 
