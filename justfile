@@ -44,6 +44,6 @@ hello:
     cargo run -q --example hello_producer -- --bootstrap {{bootstrap}}
     cargo run -q --example hello_stream_job -- --bootstrap {{bootstrap}}
 
-# See the whole system work: broker, monitors, streaming job, live alerts, batch report (HR_DEMO_WINDOW=10s for a quick look).
-demo:
-    examples/demo.sh
+# See the whole system work: broker, monitors, streaming job, live alerts, batch report (`just demo --quick`: 10 s windows, under a minute).
+demo *args:
+    examples/demo.sh {{args}}
