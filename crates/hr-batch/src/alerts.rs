@@ -126,18 +126,35 @@ impl LineParser for AlertParser {
 /// # }
 /// ```
 pub fn read_alerts(path: &Path, opts: ReadOptions<'_>) -> Result<(DataFrame, ReadReport)> {
+    let (mut df, report) = read_alert_columns(path, opts, &alert_schema())?;
+    df.rechunk_mut_par();
+    Ok((df, report))
+}
+
+/// [`read_alerts`] keeping only the columns of `schema` (a part of [`alert_schema`]), left in
+/// the chunks they were read in: a Parquet file then decodes only what is asked for, and
+/// nothing is copied into one piece for a caller that does not need it.
+pub(crate) fn read_alert_columns(
+    path: &Path,
+    opts: ReadOptions<'_>,
+    schema: &Schema,
+) -> Result<(DataFrame, ReadReport)> {
     let files = input::list_inputs(path)?;
     opts.progress.start(input::total_bytes(&files));
-    let schema = alert_schema();
     let mut report = ReadReport::default();
     let mut frames = Vec::new();
+    let names: Vec<PlSmallStr> = schema.iter_names().cloned().collect();
     for (file, kind) in &files {
         match kind {
             FileKind::Jsonl => {
+                let first = frames.len();
                 input::read_jsonl_file(file, &AlertParser, opts, &mut report, &mut frames)?;
+                for frame in &mut frames[first..] {
+                    *frame = frame.select(names.iter().cloned())?;
+                }
             }
             FileKind::Parquet => {
-                let df = read_parquet(file, &schema)?;
+                let df = read_parquet(file, schema)?;
                 opts.progress
                     .advance(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
                 report.files += 1;
@@ -146,16 +163,22 @@ pub fn read_alerts(path: &Path, opts: ReadOptions<'_>) -> Result<(DataFrame, Rea
             }
         }
     }
-    let mut df = input::concat(frames, &schema)?;
-    df.rechunk_mut_par();
-    Ok((df, report))
+    Ok((input::concat(frames, schema)?, report))
 }
 
 /// Reads a Parquet file and brings it to `schema`: columns selected by name and cast, so a
 /// file written with wider integer types still reads. `revision` may be absent (then 0).
 fn read_parquet(path: &Path, schema: &Schema) -> Result<DataFrame> {
     let file = File::open(path).map_err(|e| BatchError::io(path, e))?;
-    let df = ParquetReader::new(file).finish()?;
+    let mut reader = ParquetReader::new(file);
+    // Decode only the wanted columns; a missing one is reported (or defaulted) below.
+    let present = reader.schema()?;
+    let wanted = schema
+        .iter_names()
+        .filter(|name| present.contains(name))
+        .map(|name| name.to_string())
+        .collect();
+    let df = reader.with_columns(Some(wanted)).finish()?;
     let height = df.height();
     let mut columns = Vec::with_capacity(schema.len());
     for (name, dtype) in schema.iter() {

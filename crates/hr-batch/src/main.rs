@@ -23,6 +23,9 @@ Examples:
   # Refuse malformed lines instead of counting them
   hr-batch stats --input alerts.parquet --output stats --format csv --strict
 
+  # Where the time goes: read, dedup, aggregate, write
+  hr-batch stats --input /tmp/alerts10m --output /tmp/stats --quiet --verbose
+
   # Recompute one-minute tumbling windows from raw readings and compare with the stream
   hr-batch recompute --input events.jsonl --output recomputed.jsonl
   diff <(sort recomputed.jsonl) <(sort output/alerts/*.jsonl)
@@ -75,6 +78,9 @@ struct StatsArgs {
     /// Report format [default: csv for a .csv output path, else parquet].
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
+    /// Print where the time went: reading, dedup of repeated windows, aggregation, writing.
+    #[arg(long, short)]
+    verbose: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -261,6 +267,16 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
         run.table.height(),
         run.written.display()
     );
+    if args.verbose {
+        let t = run.timings;
+        eprintln!(
+            "Timings: read {:.3} s, dedup {:.3} s, aggregate {:.3} s, write {:.3} s.",
+            t.read.as_secs_f64(),
+            t.dedup.as_secs_f64(),
+            t.aggregate.as_secs_f64(),
+            t.write.as_secs_f64()
+        );
+    }
     Ok(())
 }
 
