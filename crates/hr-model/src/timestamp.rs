@@ -56,6 +56,7 @@ pub fn parse_timestamp(text: &str) -> Result<i64, ParseError> {
 
 /// [`parse_timestamp`] by `time`'s general parser alone: the authority on every input, and the
 /// only path that builds errors.
+#[cold]
 fn parse_timestamp_in_full(text: &str) -> Result<i64, ParseError> {
     match parse_rfc3339(text) {
         Ok(dt) => {
@@ -165,18 +166,22 @@ fn all_digits(word: u64, mask: u64) -> bool {
     (v | v.wrapping_add(0x0606_0606_0606_0606)) & 0xf0f0_f0f0_f0f0_f0f0 & mask == 0
 }
 
-/// Days from 1970-01-01 to a valid proleptic Gregorian date in the years 0 to 9999, by
-/// Howard Hinnant's `days_from_civil` (eras of 400 years, years starting in March so the leap
-/// day comes last).
+/// Days from 1970-01-01 to a valid proleptic Gregorian date in the years 0 to 9999.
+///
+/// Years are counted from March, so a leap day is the last day of its year and the days before
+/// a month do not depend on the year; the leap days before a year are then `y/4 - y/100 + y/400`,
+/// three independent divisions rather than a chain of them.
 #[inline]
 fn days_from_civil(year: u32, month: u8, day: u8) -> i64 {
-    let (month, day) = (u32::from(month), u32::from(day));
-    // Shifted by one 400-year era so everything stays unsigned.
+    /// Days from 1 March to the first of each month (index 1 is January).
+    const DAYS_FROM_MARCH: [u32; 13] = [0, 306, 337, 0, 31, 61, 92, 122, 153, 184, 214, 245, 275];
+    // One 400-year cycle added keeps January and February of year 0 unsigned.
     let y = year + 400 - u32::from(month <= 2);
-    let (era, year_of_era) = (y / 400, y % 400);
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    i64::from(era * 146_097 + day_of_era) - 146_097 - 719_468
+    let days =
+        365 * y + y / 4 - y / 100 + y / 400 + DAYS_FROM_MARCH[usize::from(month)] + u32::from(day)
+            - 1;
+    // 1970-01-01 in the same count: 719 468 days after 0000-03-01, plus the added cycle.
+    i64::from(days) - 146_097 - 719_468
 }
 
 #[inline]
