@@ -47,3 +47,7 @@ hello:
 # See the whole system work: broker, monitors, streaming job, live alerts, batch report (`just demo --quick`: 10 s windows, under a minute).
 demo *args:
     examples/demo.sh {{args}}
+
+# Streaming throughput against the real broker: preload N readings, then raw consume vs `hr-pipeline run --bounded` (events/s, ratio, peak RSS).
+bench n="5000000" runs="3":
+    examples/bench.sh {{n}} {{runs}}

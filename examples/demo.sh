@@ -12,7 +12,7 @@
 #
 # Environment: HR_DEMO_DIR (where alerts, report, ground truth and logs go; default output/demo),
 # HR_BOOTSTRAP_SERVERS (use this broker instead of the local one), HR_KAFKA_PORT (local broker port),
-# HR_DEMO_KEEP_BROKER=1 (leave a broker this demo started running), NO_COLOR=1.
+# HR_KEEP_BROKER=1 (leave a broker this demo started running), NO_COLOR=1.
 #
 # Ctrl-C stops early, and still stops everything cleanly and prints the report.
 set -euo pipefail
@@ -41,19 +41,9 @@ dir=${HR_DEMO_DIR:-$repo/output/demo}
 run_id=$(date +%s)
 topic=heart_rate_events_demo_$run_id
 
-say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
-
-started_broker=0
-if [[ -n ${HR_BOOTSTRAP_SERVERS:-} ]]; then
-  bootstrap=$HR_BOOTSTRAP_SERVERS
-  say "Using the broker at $bootstrap."
-else
-  bootstrap=localhost:${HR_KAFKA_PORT:-9092}
-  if ! docker/kafka-local.sh status >/dev/null 2>&1; then
-    docker/kafka-local.sh up
-    started_broker=1
-  fi
-fi
+# shellcheck source=examples/broker.sh
+source examples/broker.sh
+use_broker
 
 say "Building the binaries (the first build takes a few minutes)."
 cargo build -q -p hr-sim -p hr-pipeline -p hr-batch -p hr-stream --bins --example alert_view
@@ -70,10 +60,7 @@ cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if ((started_broker)) && [[ -z ${HR_DEMO_KEEP_BROKER:-} ]]; then
-    say "Stopping the broker this demo started (HR_DEMO_KEEP_BROKER=1 keeps it; 'just up' starts one)."
-    docker/kafka-local.sh down >/dev/null 2>&1 || true
-  fi
+  stop_started_broker
 }
 trap cleanup EXIT
 stop=0

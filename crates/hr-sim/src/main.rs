@@ -29,8 +29,10 @@ Examples:
   # Preload a day of data for 100 patients as fast as the broker takes it.
   hr-sim --start 2025-11-19T00:00:00Z --duration 24h --patients 100 --rate 100
 
-  # Preload exactly ten million records, lz4 batches of up to 1 MB (the defaults), acks=1.
-  hr-sim --start 2025-11-19T00:00:00Z --events 10000000 --patients 1000 --rate 1000 -X acks=1
+  # Preload exactly ten million records, lz4 batches of up to 1 MB (the defaults); acks=1 needs the
+  # idempotent producer (on by default, it requires acks=all) turned off.
+  hr-sim --start 2025-11-19T00:00:00Z --events 10000000 --patients 1000 --rate 1000 \
+         -X acks=1 -X enable.idempotence=false
 
   # Every fault at once, with a ground truth file for the test that checks the alerts.
   hr-sim --start 2025-11-19T07:00:00Z --duration 2h --output file --file events.jsonl \\
@@ -92,7 +94,7 @@ struct Args {
         env = "HR_INPUT_TOPIC"
     )]
     topic: String,
-    /// librdkafka producer property, e.g. `-X acks=1`; repeatable, applied last.
+    /// librdkafka producer property, e.g. `-X linger.ms=50`; repeatable, applied last.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
     properties: Vec<(String, String)>,
     /// Write the ground truth (episodes, silences, skews, fault counts) to this JSON file.
