@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use hr_model::ParseErrorKind;
 use serde::Serialize;
 
 /// A malformed record, one per error kind that `hr_model::parse_event` rejects (and that a
@@ -46,18 +47,23 @@ impl MalformedKind {
         Self::BpmOutOfRange,
     ];
 
+    /// The error `hr_model::parse_event` reports for a record of this kind.
+    pub const fn error_kind(self) -> ParseErrorKind {
+        match self {
+            Self::InvalidJson => ParseErrorKind::InvalidJson,
+            Self::NotObject => ParseErrorKind::NotObject,
+            Self::MissingField => ParseErrorKind::MissingField,
+            Self::WrongType => ParseErrorKind::WrongType,
+            Self::EmptyPatientId => ParseErrorKind::EmptyPatientId,
+            Self::BadTimestamp => ParseErrorKind::BadTimestamp,
+            Self::NaiveTimestamp => ParseErrorKind::NaiveTimestamp,
+            Self::BpmOutOfRange => ParseErrorKind::BpmOutOfRange,
+        }
+    }
+
     /// The error code `hr_model` reports for this kind (and the name `--malformed-kinds` takes).
     pub const fn code(self) -> &'static str {
-        match self {
-            Self::InvalidJson => "invalid_json",
-            Self::NotObject => "not_object",
-            Self::MissingField => "missing_field",
-            Self::WrongType => "wrong_type",
-            Self::EmptyPatientId => "empty_patient_id",
-            Self::BadTimestamp => "bad_timestamp",
-            Self::NaiveTimestamp => "naive_timestamp",
-            Self::BpmOutOfRange => "bpm_out_of_range",
-        }
+        self.error_kind().code()
     }
 
     const fn index(self) -> usize {
@@ -331,7 +337,7 @@ mod tests {
             write_malformed(kind, "p007", T, 94, &mut buf);
             let text = String::from_utf8(buf.clone()).unwrap();
             let err = hr_model::parse_event(&buf).expect_err(&text);
-            assert_eq!(err.code(), kind.code(), "{text}");
+            assert_eq!(err.kind(), kind.error_kind(), "{text}");
         }
     }
 
