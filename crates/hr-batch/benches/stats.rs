@@ -1,13 +1,18 @@
 //! The alert report over generated alerts (10 M by default, `HR_BATCH_BENCH_ALERTS` to change):
 //! from a JSONL directory, from Parquet, and the aggregation alone on a frame in memory, next
-//! to a plain-Rust baseline (serde + HashMap) over the same JSONL files.
+//! to two baselines: the same report as one plain Polars lazy plan (sort by revision, unique
+//! windows, group-by on the string columns) on the same frame, and plain Rust (serde +
+//! HashMap) over the same JSONL files.
+//!
+//! Whole-process seconds and peak memory for 10 M alerts: `benches/stats_10m.sh`.
 
 use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hr_batch::{GenerateSpec, OutputFormat, ReadOptions};
+use hr_batch::{DataFrame, GenerateSpec, OutputFormat, ReadOptions};
+use polars::prelude::*;
 
 fn alerts_count() -> u64 {
     std::env::var("HR_BATCH_BENCH_ALERTS")
@@ -63,6 +68,30 @@ fn baseline(dir: &Path) -> usize {
     counts.len()
 }
 
+/// The report as one lazy plan of Polars built-ins, the way it reads in a notebook.
+fn plain_plan(alerts: DataFrame) -> DataFrame {
+    let when = DataType::Datetime(TimeUnit::Milliseconds, None);
+    hr_batch::latest_revisions(alerts.lazy())
+        .group_by([col("patient_id"), col("alert_type")])
+        .agg([
+            len().cast(DataType::UInt64).alias("alert_count"),
+            col("avg_hr").mean().alias("mean_avg_hr"),
+            col("min_hr").min().alias("min_hr"),
+            col("max_hr").max().alias("max_hr"),
+            col("window_start")
+                .min()
+                .cast(when.clone())
+                .alias("first_window_start"),
+            col("window_start")
+                .max()
+                .cast(when)
+                .alias("last_window_start"),
+        ])
+        .sort(["patient_id", "alert_type"], SortMultipleOptions::default())
+        .collect()
+        .unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let spec = GenerateSpec {
         alerts: alerts_count(),
@@ -97,6 +126,9 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("aggregate_in_memory", |b| {
         b.iter(|| hr_batch::alert_stats(frame.clone()).unwrap())
+    });
+    g.bench_function("aggregate_in_memory_plain_polars_plan", |b| {
+        b.iter(|| plain_plan(frame.clone()))
     });
     g.bench_function("baseline_serde_hashmap_jsonl", |b| {
         b.iter(|| baseline(&jsonl))

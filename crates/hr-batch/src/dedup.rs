@@ -104,7 +104,8 @@ fn intern_range<'a>(
             let view = views[i];
             if view.is_inline() {
                 let used = 32 + 8 * view.length;
-                let key = view.as_u128() & (u128::MAX >> (128 - used));
+                // Read as little-endian so that byte k is always bits 8k.., whatever the host.
+                let key = u128::from_le(view.as_u128()) & (u128::MAX >> (128 - used));
                 *short
                     .entry(key)
                     .or_insert_with(|| number(Some(arr.value(i))))
@@ -331,24 +332,35 @@ fn resolve_partition<'a>(
 mod tests {
     use super::*;
 
+    /// Longer than a view holds inline.
+    const LONG: &str = "patient-0000000042";
+
     #[test]
     fn interning_numbers_values_in_order_of_first_appearance_across_chunks() {
         let mut column = StringChunked::from_iter_options(
             "id".into(),
-            [Some("b"), Some("a"), None, Some("b")].into_iter(),
+            [Some("b"), Some("a"), None, Some("b"), Some(LONG)].into_iter(),
         );
         column
             .append(&StringChunked::from_iter_options(
                 "id".into(),
-                [Some("c"), None, Some("a")].into_iter(),
+                [Some("c"), None, Some(LONG), Some("a"), Some("twelve bytes")].into_iter(),
             ))
             .unwrap();
         assert_eq!(column.chunks().len(), 2);
         let interned = intern(&column);
-        assert_eq!(interned.codes, vec![0, 1, 2, 0, 3, 2, 1]);
+        assert_eq!(interned.codes, vec![0, 1, 2, 0, 3, 4, 2, 3, 1, 5]);
         assert_eq!(
             interned.values,
-            vec![Some("b".into()), Some("a".into()), None, Some("c".into())]
+            [
+                Some("b"),
+                Some("a"),
+                None,
+                Some(LONG),
+                Some("c"),
+                Some("twelve bytes")
+            ]
+            .map(|v| v.map(String::from))
         );
     }
 
