@@ -16,7 +16,13 @@ use hr_window::{EngineConfig, WatermarkScope, WindowSpec};
 
 /// Real-time heart-rate monitoring on Apache Kafka.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -24,6 +30,28 @@ struct Cli {
     #[command(flatten)]
     run: RunArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  # The seed's job: heart_rate_events -> 1-minute windows -> heart_rate_alerts and output/alerts/
+  hr-pipeline
+
+  # Replay everything in the topic once and exit when the last alert is acknowledged
+  hr-pipeline run --group replay-1 --from-beginning --bounded
+
+  # Earlier detection: 60 s windows every 10 s, abnormal windows only, late readings still counted for 2 min
+  hr-pipeline run --window sliding --size 60s --slide 10s --emit abnormal --allowed-lateness 2m
+
+  # Flink's watermark behaviour for a side-by-side check: one clock over all partitions
+  hr-pipeline run --scope global --idle-timeout 30s
+
+  # A TLS cluster, configured through the environment
+  HR_BOOTSTRAP_SERVERS=broker:9093 hr-pipeline -X security.protocol=ssl -X ssl.ca.location=/etc/ca.pem
+
+  # Create the topics (idempotent); `just up` runs this
+  hr-pipeline topics --partitions 3
+
+Every flag also reads the HR_* variable shown next to it; flags win over variables.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
