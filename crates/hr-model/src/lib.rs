@@ -70,12 +70,14 @@
 #![deny(missing_docs)]
 
 mod alert;
+mod duration;
 mod error;
 mod event;
 mod parse;
 mod timestamp;
 
 pub use alert::{Alert, AlertType, HrStats, Thresholds, classify_window};
+pub use duration::{DurationError, parse_duration_ms};
 pub use error::{Field, MAX_RAW_LEN, ParseError, ParseErrorKind};
 pub use event::Event;
 pub use parse::{Validation, parse_event};

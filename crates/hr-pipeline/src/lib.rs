@@ -22,10 +22,11 @@
 
 pub mod job;
 
-/// Parses a duration such as `500ms`, `5s`, `1m`, `2h` (a bare number is seconds).
+/// Parses a non-negative duration such as `500ms`, `5s`, `1.5m`, `2h` with hr-model's
+/// [`parse_duration_ms`](hr_model::parse_duration_ms), the parser every hr-stream binary shares.
 ///
 /// # Errors
-/// A message naming the text when it is not a non-negative integer with one of those units.
+/// A message quoting the text when it is not a duration with a unit, or is negative.
 ///
 /// # Example
 /// ```
@@ -34,25 +35,10 @@ pub mod job;
 /// assert_eq!(hr_pipeline::parse_duration("250ms"), Ok(Duration::from_millis(250)));
 /// ```
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("expected a duration like 5s or 500ms, got '{s}'"))?;
-    let ms = match unit {
-        "ms" => Some(n),
-        "" | "s" => n.checked_mul(1_000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "unknown duration unit in '{s}' (use ms, s, m or h)"
-            ));
-        }
-    }
-    .ok_or_else(|| format!("duration '{s}' is too large"))?;
-    Ok(std::time::Duration::from_millis(ms))
+    let ms = hr_model::parse_duration_ms(s).map_err(|e| e.to_string())?;
+    u64::try_from(ms)
+        .map(std::time::Duration::from_millis)
+        .map_err(|_| format!("`{s}` is negative; this setting needs zero or more"))
 }
 
 #[cfg(test)]
@@ -65,7 +51,8 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("7").is_err(), "a bare number is ambiguous");
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("s").is_err());

@@ -235,30 +235,10 @@ fn parse_start(s: &str) -> Result<i64, String> {
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-/// A signed duration in milliseconds: `500ms`, `90s`, `1.5m`, `-2h`, `1d`.
+/// A signed duration in milliseconds (`500ms`, `90s`, `1.5m`, `-2h`, `1d`), as every hr-stream
+/// binary reads them.
 fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m, h or d"))?;
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{number}` is not a number"))?;
-    let scale = match unit {
-        "ms" => 1.0,
-        "s" => 1e3,
-        "m" | "min" => 60e3,
-        "h" => 3600e3,
-        "d" => 86_400e3,
-        _ => return Err(format!("unknown unit `{unit}` (ms, s, m, h or d)")),
-    };
-    let ms = value * scale;
-    if !ms.is_finite() || ms.abs() > 1e15 {
-        return Err(format!("`{s}` is out of range"));
-    }
-    Ok(ms.round() as i64)
+    hr_model::parse_duration_ms(s).map_err(|e| e.to_string())
 }
 
 fn parse_skew(s: &str) -> Result<(String, i64), String> {
