@@ -202,27 +202,55 @@ pub(crate) fn read_jsonl_file(
     report: &mut ReadReport,
     frames: &mut Vec<DataFrame>,
 ) -> Result<()> {
+    read_jsonl_blocks(path, parser, opts, report, frames, BLOCK_BYTES)
+}
+
+/// [`read_jsonl_file`] in blocks of `block_bytes`. The next block is read while the current one
+/// is parsed, so the cores do not wait on the file between blocks.
+fn read_jsonl_blocks(
+    path: &Path,
+    parser: &dyn LineParser,
+    opts: ReadOptions<'_>,
+    report: &mut ReadReport,
+    frames: &mut Vec<DataFrame>,
+    block_bytes: usize,
+) -> Result<()> {
     let mut file = File::open(path).map_err(|e| BatchError::io(path, e))?;
-    let mut buf: Vec<u8> = Vec::new();
+    let mut read_more = |buf: &mut Vec<u8>| -> Result<bool> {
+        // Reads into the spare capacity, so no block is zeroed first.
+        let n = (&mut file)
+            .take(block_bytes as u64)
+            .read_to_end(buf)
+            .map_err(|e| BatchError::io(path, e))?;
+        Ok(n < block_bytes)
+    };
+    // Two buffers taking turns: one being parsed, the other being filled. Reusing them keeps
+    // the pages mapped; fresh ones would fault in every block again.
+    let mut buf: Vec<u8> = Vec::with_capacity(block_bytes);
+    let mut spare: Vec<u8> = Vec::with_capacity(block_bytes);
+    let mut eof = read_more(&mut buf)?;
     let mut line_base = 0u64;
     loop {
-        let start = buf.len();
-        buf.resize(start + BLOCK_BYTES, 0);
-        let n = read_full(&mut file, &mut buf[start..]).map_err(|e| BatchError::io(path, e))?;
-        buf.truncate(start + n);
-        let eof = n < BLOCK_BYTES;
         let cut = if eof {
             buf.len()
         } else {
             match memchr::memrchr(b'\n', &buf) {
                 Some(i) => i + 1,
                 // One line longer than a block: keep reading until it ends.
-                None => continue,
+                None => {
+                    eof = read_more(&mut buf)?;
+                    continue;
+                }
             }
         };
-        let block = &buf[..cut];
+        let (block, tail) = buf.split_at(cut);
+        spare.clear();
+        spare.extend_from_slice(tail);
         let pieces = split_pieces(block, rayon::current_num_threads() * 4);
-        let parsed: Vec<Result<Piece>> = pieces.par_iter().map(|p| parser.parse_piece(p)).collect();
+        let (parsed, next_eof) = rayon::join(
+            || -> Vec<Result<Piece>> { pieces.par_iter().map(|p| parser.parse_piece(p)).collect() },
+            || if eof { Ok(true) } else { read_more(&mut spare) },
+        );
         for piece in parsed {
             let piece = piece?;
             for (idx, message) in piece.bad {
@@ -247,29 +275,14 @@ pub(crate) fn read_jsonl_file(
             }
         }
         opts.progress.advance(cut as u64);
-        buf.drain(..cut);
         if eof {
             break;
         }
+        std::mem::swap(&mut buf, &mut spare);
+        eof = next_eof?;
     }
     report.files += 1;
     Ok(())
-}
-
-fn read_full(file: &mut File, mut dst: &mut [u8]) -> std::io::Result<usize> {
-    let mut total = 0;
-    while !dst.is_empty() {
-        match file.read(dst) {
-            Ok(0) => break,
-            Ok(n) => {
-                total += n;
-                dst = &mut dst[n..];
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(total)
 }
 
 /// Cuts `block` into about `n` pieces, each ending just after a newline (the last at the end).
@@ -308,6 +321,81 @@ pub(crate) fn concat(frames: Vec<DataFrame>, schema: &Schema) -> Result<DataFram
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One integer per line, into a column `n`.
+    struct Numbers;
+
+    impl LineParser for Numbers {
+        fn parse_piece(&self, piece: &[u8]) -> Result<Piece> {
+            let mut values = Vec::new();
+            let mut bad = Vec::new();
+            for (idx, line) in lines(piece) {
+                match std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|l| l.parse::<i64>().ok())
+                {
+                    Some(v) => values.push(v),
+                    None => bad.push((idx, "not a number".to_owned())),
+                }
+            }
+            Ok(Piece {
+                frame: DataFrame::new(values.len(), vec![Column::new("n".into(), values)])?,
+                lines: count_lines(piece),
+                bad,
+            })
+        }
+    }
+
+    #[test]
+    fn small_blocks_read_the_same_rows_and_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.jsonl");
+        let mut text = String::new();
+        for i in 0..5_000 {
+            match i % 97 {
+                0 => text.push_str("oops\n"),
+                1 => text.push('\n'),
+                // Longer than the smallest block below.
+                2 => text.push_str(&format!("{}\n", "9".repeat(18))),
+                _ => text.push_str(&format!("{i}\r\n")),
+            }
+        }
+        text.push_str("42"); // no final newline
+        std::fs::write(&path, text).unwrap();
+        let read = |block_bytes| {
+            let mut report = ReadReport::default();
+            let mut frames = Vec::new();
+            read_jsonl_blocks(
+                &path,
+                &Numbers,
+                ReadOptions::default(),
+                &mut report,
+                &mut frames,
+                block_bytes,
+            )
+            .unwrap();
+            let n: Vec<i64> = concat(
+                frames,
+                &Schema::from_iter([Field::new("n".into(), DataType::Int64)]),
+            )
+            .unwrap()
+            .column("n")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+            let lines: Vec<u64> = report.examples.iter().map(|m| m.line).collect();
+            (n, report.rows, report.malformed, lines)
+        };
+        let whole = read(BLOCK_BYTES);
+        assert_eq!(whole.0.len(), 5_000 - 2 * 52 + 1);
+        assert_eq!(whole.2, 52);
+        assert_eq!(whole.3[..2], [1, 98]);
+        for block_bytes in [7, 64, 4096] {
+            assert_eq!(read(block_bytes), whole, "blocks of {block_bytes}");
+        }
+    }
 
     #[test]
     fn pieces_end_at_newlines_and_cover_the_block() {
