@@ -29,7 +29,6 @@ pub fn alert_schema() -> Schema {
 
 /// One alert line, borrowing the patient id from the input where it has no escapes.
 #[derive(Deserialize)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
 struct AlertLine<'a> {
     #[serde(borrow)]
     patient_id: Cow<'a, str>,
@@ -43,86 +42,6 @@ struct AlertLine<'a> {
     // Alerts written before revisions existed are first firings.
     #[serde(default)]
     revision: u32,
-}
-
-/// An alert line spelled exactly as the pipeline writes it (`Alert::to_json`: these fields in
-/// this order, no spaces, no escapes), read by walking the known keys instead of running a
-/// general JSON parser, about twice as fast. `None` for any other spelling, which then goes
-/// through serde and so keeps its meaning and its error message; numbers are taken as serde
-/// takes them (the float through serde itself, so it rounds the same way).
-fn parse_canonical(line: &[u8]) -> Option<AlertLine<'_>> {
-    // Between the keys, a value runs to the next comma (the last one to the closing brace);
-    // a string value holding one is cut short and then refused for its missing quote.
-    let mut rest = line.strip_suffix(b"}")?;
-    let mut field = |key: &[u8]| -> Option<&[u8]> {
-        rest = rest.strip_prefix(key)?;
-        let end = rest.iter().position(|&b| b == b',')?;
-        let (value, tail) = rest.split_at(end);
-        rest = &tail[1..];
-        Some(value)
-    };
-    let patient_id = field(b"{\"patient_id\":")?;
-    let window_start = field(b"\"window_start\":")?;
-    let window_end = field(b"\"window_end\":")?;
-    let avg_hr = field(b"\"avg_hr\":")?;
-    let min_hr = field(b"\"min_hr\":")?;
-    let max_hr = field(b"\"max_hr\":")?;
-    let count = field(b"\"count\":")?;
-    let alert_type = field(b"\"alert_type\":")?;
-    let revision = rest.strip_prefix(b"\"revision\":")?;
-    let patient_id = patient_id.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if patient_id
-        .iter()
-        .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
-    {
-        return None;
-    }
-    let alert_type = match alert_type {
-        b"\"tachycardia\"" => AlertType::Tachycardia,
-        b"\"bradycardia\"" => AlertType::Bradycardia,
-        b"\"normal\"" => AlertType::Normal,
-        _ => return None,
-    };
-    // Only plain number characters, so that serde sees a lone number and nothing it would
-    // read differently inside an object.
-    if avg_hr.is_empty() || !avg_hr.iter().all(|b| b"0123456789.eE+-".contains(b)) {
-        return None;
-    }
-    Some(AlertLine {
-        patient_id: Cow::Borrowed(std::str::from_utf8(patient_id).ok()?),
-        window_start: integer(window_start)?,
-        window_end: integer(window_end)?,
-        avg_hr: serde_json::from_slice(avg_hr).ok()?,
-        min_hr: integer(min_hr)?,
-        max_hr: integer(max_hr)?,
-        count: integer(count)?,
-        alert_type,
-        revision: integer(revision)?,
-    })
-}
-
-/// A JSON integer as serde reads it into `T`: an optional minus, then `0` or digits without a
-/// leading zero, in range, not `-0`. `None` for anything else.
-fn integer<T: TryFrom<i128>>(digits: &[u8]) -> Option<T> {
-    let (negative, digits) = match digits.strip_prefix(b"-") {
-        Some(d) => (true, d),
-        None => (false, digits),
-    };
-    if digits.is_empty() || digits.len() > 20 || (digits[0] == b'0' && digits.len() > 1) {
-        return None;
-    }
-    let mut value: i128 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        value = value * 10 + i128::from(d - b'0');
-    }
-    if negative && value == 0 {
-        // serde reads `-0` as the float -0.0, which no integer field accepts.
-        return None;
-    }
-    T::try_from(if negative { -value } else { value }).ok()
 }
 
 struct AlertParser;
@@ -141,11 +60,7 @@ impl LineParser for AlertParser {
         let mut rev = Vec::with_capacity(cap);
         let mut bad = Vec::new();
         for (idx, line) in input::lines(piece) {
-            let parsed = match parse_canonical(line) {
-                Some(a) => Ok(a),
-                None => serde_json::from_slice::<AlertLine<'_>>(line),
-            };
-            match parsed {
+            match serde_json::from_slice::<AlertLine<'_>>(line) {
                 Ok(a) => {
                     pid.push(a.patient_id);
                     ws.push(a.window_start);
@@ -285,109 +200,4 @@ fn read_parquet(path: &Path, schema: &Schema) -> Result<DataFrame> {
         columns.push(column);
     }
     Ok(DataFrame::new(height, columns)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use hr_model::Alert;
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn serde(line: &[u8]) -> Option<AlertLine<'_>> {
-        serde_json::from_slice(line).ok()
-    }
-
-    fn alert() -> impl Strategy<Value = Alert> {
-        (
-            "[a-zA-Z0-9_.-]{0,20}",
-            any::<i64>(),
-            any::<i64>(),
-            prop_oneof![
-                any::<f64>().prop_filter("finite", |f| f.is_finite()),
-                20.0..250.0f64
-            ],
-            any::<u16>(),
-            any::<u16>(),
-            any::<u64>(),
-            prop_oneof![
-                Just(AlertType::Tachycardia),
-                Just(AlertType::Bradycardia),
-                Just(AlertType::Normal)
-            ],
-            any::<u32>(),
-        )
-            .prop_map(
-                |(p, ws, we, avg, min, max, count, alert_type, revision)| Alert {
-                    patient_id: p,
-                    window_start: ws,
-                    window_end: we,
-                    avg_hr: avg,
-                    min_hr: min,
-                    max_hr: max,
-                    count,
-                    alert_type,
-                    revision,
-                },
-            )
-    }
-
-    proptest! {
-        #[test]
-        fn canonical_lines_parse_as_serde_parses_them(a in alert()) {
-            let line = a.to_json();
-            let fast = parse_canonical(line.as_bytes());
-            prop_assert!(fast.is_some(), "{line}");
-            prop_assert_eq!(fast, serde(line.as_bytes()));
-        }
-
-        #[test]
-        fn an_edited_line_is_either_refused_or_read_as_serde_reads_it(
-            a in alert(),
-            at in any::<prop::sample::Index>(),
-            byte in prop::sample::select(b" ,:{}\"\\-+.0123456789eEx\n".to_vec()),
-            insert in any::<bool>(),
-        ) {
-            let mut line = a.to_json().into_bytes();
-            let i = at.index(line.len() + 1);
-            if insert {
-                line.insert(i, byte);
-            } else if i < line.len() {
-                line[i] = byte;
-            }
-            if let Some(fast) = parse_canonical(&line) {
-                prop_assert_eq!(Some(fast), serde(&line), "{}", String::from_utf8_lossy(&line));
-            }
-        }
-    }
-
-    #[test]
-    fn other_spellings_go_to_serde() {
-        let canonical = r#"{"patient_id":"p1","window_start":0,"window_end":60000,"avg_hr":104.5,"min_hr":98,"max_hr":111,"count":120,"alert_type":"tachycardia","revision":0}"#;
-        assert!(parse_canonical(canonical.as_bytes()).is_some());
-        for other in [
-            // Escapes, spaces, another order, a missing revision, an integer with a leading
-            // zero, a negative count, a float where an integer belongs, a trailing comma.
-            canonical.replace("p1", r"p\u0031"),
-            canonical.replace(",", ", "),
-            canonical.replace(r#""min_hr":98,"max_hr":111"#, r#""max_hr":111,"min_hr":98"#),
-            canonical.replace(r#","revision":0"#, ""),
-            canonical.replace(":98", ":098"),
-            canonical.replace(":120", ":-120"),
-            canonical.replace(":111", ":111.0"),
-            canonical.replace("0}", "0,}"),
-        ] {
-            assert_eq!(parse_canonical(other.as_bytes()), None, "{other}");
-        }
-        // An integer given for the float reads as serde reads it; -0 is serde's to refuse.
-        let spelled = canonical.replace("104.5", "104");
-        assert!(serde(spelled.as_bytes()).is_some());
-        assert_eq!(
-            parse_canonical(spelled.as_bytes()),
-            serde(spelled.as_bytes())
-        );
-        let minus_zero = canonical.replace(":0,", ":-0,");
-        assert_eq!(parse_canonical(minus_zero.as_bytes()), None);
-        assert_eq!(serde(minus_zero.as_bytes()), None);
-    }
 }

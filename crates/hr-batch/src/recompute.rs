@@ -288,7 +288,8 @@ pub fn write_alerts_jsonl(alerts: &[Alert], path: &Path) -> Result<()> {
     crate::output::replace_file(path, emit)
 }
 
-/// Parses a window length: `500ms`, `10s`, `1m`, `2h`, or a bare number of milliseconds.
+/// Parses a window length such as `500ms`, `10s`, `1m`, `2h` with hr-model's
+/// [`parse_duration_ms`](hr_model::parse_duration_ms), the parser every hr-stream binary shares.
 ///
 /// # Errors
 /// [`BatchError::InvalidOption`] for anything else, or a length that is not positive.
@@ -296,25 +297,18 @@ pub fn write_alerts_jsonl(alerts: &[Alert], path: &Path) -> Result<()> {
 /// # Example
 /// ```
 /// assert_eq!(hr_batch::parse_duration_ms("1m").unwrap(), 60_000);
-/// assert_eq!(hr_batch::parse_duration_ms("250").unwrap(), 250);
+/// assert_eq!(hr_batch::parse_duration_ms("250ms").unwrap(), 250);
+/// assert!(hr_batch::parse_duration_ms("250").is_err()); // milliseconds or seconds? Say which.
 /// assert!(hr_batch::parse_duration_ms("1 fortnight").is_err());
 /// ```
 pub fn parse_duration_ms(text: &str) -> Result<i64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit {
-        "" | "ms" => 1,
-        "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        _ => 0,
-    };
-    num.parse::<i64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .filter(|ms| *ms > 0)
-        .ok_or_else(|| BatchError::InvalidOption(format!("{text:?} is not a duration like 60s")))
+    match hr_model::parse_duration_ms(text) {
+        Ok(ms) if ms > 0 => Ok(ms),
+        Ok(_) => Err(BatchError::InvalidOption(format!(
+            "{text:?} is not a positive duration"
+        ))),
+        Err(e) => Err(BatchError::InvalidOption(e.to_string())),
+    }
 }
 
 #[cfg(test)]
