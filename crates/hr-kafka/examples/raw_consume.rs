@@ -1,7 +1,8 @@
 //! Reads a topic to its end with the pipeline's consumer settings and no processing, and prints
 //! events/s: the ceiling `hr-pipeline run --bounded` is measured against.
 //!
-//! `cargo run --release -p hr-kafka --example raw_consume -- <topic> [bootstrap]`
+//! `cargo run --release -p hr-kafka --example raw_consume -- <topic> [bootstrap] [key=value ...]`
+//! (the `key=value` pairs are librdkafka properties, as `-X` takes them in `hr-pipeline`).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,12 @@ fn main() -> Result<(), hr_kafka::KafkaError> {
     let mut args = std::env::args().skip(1);
     let topic = args.next().unwrap_or_else(|| "heart_rate_events".into());
     let bootstrap = args.next().unwrap_or_else(|| "localhost:9092".into());
+    let overrides = args
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
     let group = format!("raw-consume-{}", std::process::id());
     let source = Source::new(&SourceConfig {
         bootstrap,
@@ -18,7 +25,7 @@ fn main() -> Result<(), hr_kafka::KafkaError> {
         topic: topic.clone(),
         from_beginning: true,
         bounded: true,
-        overrides: Vec::new(),
+        overrides,
     })?;
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut started = None;

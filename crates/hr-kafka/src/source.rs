@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -48,6 +49,8 @@ pub enum RebalanceEvent {
 #[derive(Default)]
 pub struct RebalanceLog {
     events: Mutex<Vec<RebalanceEvent>>,
+    /// Set after each push, so the poll loop's per-record check is one atomic load, not a lock.
+    pending: AtomicBool,
 }
 
 impl RebalanceLog {
@@ -56,9 +59,13 @@ impl RebalanceLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(e);
+        self.pending.store(true, Ordering::Release);
     }
 
     fn take(&self) -> Vec<RebalanceEvent> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
         std::mem::take(
             &mut *self
                 .events
@@ -166,6 +173,10 @@ impl Source {
             // queue cap bounds the memory that costs.
             .set("max.partition.fetch.bytes", "8388608")
             .set("queued.max.messages.kbytes", "32768")
+            // Once that queue is full librdkafka waits this long before fetching again; its
+            // default of 1 s leaves a fast reader idle most of each second (2.8x slower on 5 M
+            // local records). 50 ms keeps it fed without polling the broker in a loop.
+            .set("fetch.queue.backoff.ms", "50")
             .set(
                 "auto.offset.reset",
                 if cfg.from_beginning {
