@@ -19,6 +19,12 @@
 //! twice only as a byte-identical copy. In global scope the replay is not exact, so repeats may
 //! differ.
 //!
+//! Records are polled in batches of up to 1024 and parsed on a second thread, one batch behind
+//! the window engine; each batch carries the rebalance events in the order the consumer reported
+//! them, so the engine sees exactly the sequence a one-record-at-a-time loop would. A checkpoint
+//! waits while a polled rebalance is not yet applied, so it never writes state for a partition
+//! this instance has already lost.
+//!
 //! A bounded run ends with `finish` (every open window fires), a flush, and a checkpoint with an
 //! empty state: the next run of the group starts fresh at the end offsets.
 //!
@@ -28,8 +34,10 @@
 //! every owned partition's whole state, so its cost grows with the number of open windows.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -37,7 +45,7 @@ use hr_kafka::{
     AlertFile, Diversion, Polled, RebalanceEvent, Sink, Source, SourceConfig, TopicSpec,
     client_config, ensure_topics, read_table,
 };
-use hr_model::{Alert, HrStats, Thresholds, Validation};
+use hr_model::{Alert, Event, HrStats, ParseError, Thresholds, Validation};
 use hr_window::{Aggregator, Emission, EngineConfig, Outcome, PartitionSnapshot, WindowEngine};
 use serde::{Deserialize, Serialize};
 
@@ -206,105 +214,111 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     let mut last_tick = Instant::now();
     // Throughput is reported from the first record on: group join and state restore are not in it.
     let mut first_record: Option<Instant> = None;
-    let mut since_clock = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        apply_rebalances(cfg, &source, &mut engine, &mut next, &mut skip_below)?;
-        let polled = source.poll(Duration::from_millis(100))?;
-        let got_record = matches!(polled, Polled::Record(_));
-        if let Polled::Record(r) = polled {
-            let p = r.partition();
-            let offset = r.offset();
-            if !skip_below.contains_key(&p) {
-                // Assigned within this very poll: restore its state before its first record.
-                apply_rebalances(cfg, &source, &mut engine, &mut next, &mut skip_below)?;
+    let mut since_clock = 0usize;
+    // Parsing runs on its own thread, one batch behind: while it parses batch k, this thread
+    // processes batch k-1 and polls batch k+1. Batches carry the rebalance events in stream
+    // order, so records and rebalances are applied exactly in the order a one-by-one loop sees
+    // them.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Created inside the scope so that any return, an error included, drops them and so
+        // ends the parser thread before the scope waits for it.
+        let (to_parser, parser_in) = mpsc::sync_channel::<Batch>(1);
+        let (parser_out, from_parser) = mpsc::sync_channel::<Batch>(1);
+        std::thread::Builder::new()
+            .name("hr-parse".into())
+            .spawn_scoped(scope, move || {
+                for mut batch in parser_in {
+                    batch.parse(&validation);
+                    if parser_out.send(batch).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        let mut spare: Vec<Batch> = Vec::new();
+        // The batch at the parser, and whether it holds a rebalance not yet applied.
+        let mut in_flight = false;
+        let mut in_flight_rebalances = false;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed) || (cfg.bounded && source.is_done());
+            let mut batch = spare.pop().unwrap_or_default();
+            batch.clear();
+            if !stopping {
+                let wait = if in_flight {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(100)
+                };
+                batch.fill(&source, wait)?;
             }
-            if skip_below.get(&p).is_some_and(|s| offset < *s) {
-                continue;
-            }
-            c.read += 1;
-            first_record.get_or_insert_with(Instant::now);
-            match validation.parse(r.payload()) {
-                Ok(ev) => {
-                    c.parsed += 1;
-                    let outcome = engine.process(
-                        p as u32,
-                        ev.patient_id.as_str(),
-                        ev.event_time_ms,
-                        &ev.heart_rate_bpm,
-                        &mut out,
-                    );
-                    match outcome {
-                        Outcome::Aggregated => c.aggregated += 1,
-                        Outcome::Late {
-                            watermark_ms,
-                            lateness_ms,
-                        } => {
-                            c.late += 1;
-                            let message = format!(
-                                "event time {} is {lateness_ms} ms past what the watermark {watermark_ms} still accepts",
-                                ev.event_time_ms
-                            );
-                            out_ctx.sink.send_diverted(
-                                &cfg.late_topic,
-                                r.key(),
-                                r.payload(),
-                                &Diversion {
-                                    code: "late",
-                                    message: &message,
-                                    source_topic: &cfg.input_topic,
-                                    source_partition: p,
-                                    source_offset: offset,
-                                    lateness: Some((watermark_ms, lateness_ms)),
-                                },
+            let mut processed = 0;
+            if in_flight {
+                let done = from_parser.recv().context("the parser thread stopped")?;
+                in_flight = false;
+                processed = done.records;
+                if processed > 0 {
+                    first_record.get_or_insert_with(Instant::now);
+                }
+                for item in &done.items {
+                    match item {
+                        Item::Rebalance(ev) => {
+                            apply_rebalance(cfg, ev, &mut engine, &mut next, &mut skip_below)?;
+                        }
+                        Item::Record(rec) => {
+                            process_record(
+                                cfg,
+                                &done,
+                                rec,
+                                &mut engine,
+                                &mut next,
+                                &skip_below,
+                                &mut out,
+                                &mut out_ctx,
+                                &mut c,
                             )?;
                         }
                     }
                 }
-                Err(e) => {
-                    c.invalid += 1;
-                    out_ctx.sink.send_diverted(
-                        &cfg.dlq_topic,
-                        r.key(),
-                        r.payload(),
-                        &Diversion {
-                            code: e.code(),
-                            message: &e.to_string(),
-                            source_topic: &cfg.input_topic,
-                            source_partition: p,
-                            source_offset: offset,
-                            lateness: None,
-                        },
-                    )?;
-                }
+                spare.push(done);
             }
-            next.insert(p, offset + 1);
-            out_ctx.emit(&mut out, &mut c)?;
+            if batch.items.is_empty() {
+                spare.push(batch);
+            } else {
+                in_flight_rebalances = batch.records < batch.items.len();
+                to_parser
+                    .send(batch)
+                    .map_err(|_| anyhow::anyhow!("the parser thread stopped"))?;
+                in_flight = true;
+            }
+            if stopping && !in_flight {
+                break;
+            }
+            // Reading the clock costs as much as a tenth of a record's processing: while records
+            // stream in, the timers below are checked every 256 records, and at once when idle.
+            since_clock += processed;
+            if processed > 0 && since_clock < 256 {
+                continue;
+            }
+            since_clock = 0;
+            let now = Instant::now();
+            if now.duration_since(last_tick) >= Duration::from_millis(200) {
+                last_tick = now;
+                engine.on_processing_time(now, &mut out);
+                out_ctx.emit(&mut out, &mut c)?;
+            }
+            // A rebalance polled but not yet applied would make the checkpoint write state for
+            // partitions this instance may no longer own: wait until it is applied.
+            let rebalance_pending = in_flight && in_flight_rebalances;
+            if now.duration_since(last_checkpoint) >= cfg.checkpoint_every && !rebalance_pending {
+                last_checkpoint = now;
+                out_ctx.checkpoint(&source, &engine, &next, false)?;
+            }
+            if now.duration_since(last_log) >= cfg.log_every {
+                last_log = now;
+                log_counters(&c, "progress");
+            }
         }
-        if cfg.bounded && source.is_done() {
-            break;
-        }
-        // Reading the clock costs as much as a tenth of a record's processing: while records
-        // stream in, the timers below are checked every 256 records, and at once when idle.
-        since_clock += 1;
-        if got_record && since_clock < 256 {
-            continue;
-        }
-        since_clock = 0;
-        let now = Instant::now();
-        if now.duration_since(last_tick) >= Duration::from_millis(200) {
-            last_tick = now;
-            engine.on_processing_time(now, &mut out);
-            out_ctx.emit(&mut out, &mut c)?;
-        }
-        if now.duration_since(last_checkpoint) >= cfg.checkpoint_every {
-            last_checkpoint = now;
-            out_ctx.checkpoint(&source, &engine, &next, false)?;
-        }
-        if now.duration_since(last_log) >= cfg.log_every {
-            last_log = now;
-            log_counters(&c, "progress");
-        }
-    }
+        Ok(())
+    })?;
     let finished = cfg.bounded && !stop.load(Ordering::Relaxed);
     if finished {
         engine.finish(&mut out);
@@ -326,30 +340,188 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
 
 /// Restores newly assigned partitions and drops revoked ones. Every owned partition has an entry
 /// in `skip_below` (0 when it has no saved state).
-fn apply_rebalances(
+fn apply_rebalance(
     cfg: &RunConfig,
-    source: &Source,
+    ev: &RebalanceEvent,
     engine: &mut Engine,
     next: &mut BTreeMap<i32, i64>,
     skip_below: &mut BTreeMap<i32, i64>,
 ) -> anyhow::Result<()> {
-    for ev in source.take_rebalances() {
-        match ev {
-            RebalanceEvent::Assigned(ps) => {
-                restore(cfg, engine, &ps, next, skip_below)?;
-                tracing::info!(partitions = ?ps, "assigned");
+    match ev {
+        RebalanceEvent::Assigned(ps) => {
+            restore(cfg, engine, ps, next, skip_below)?;
+            tracing::info!(partitions = ?ps, "assigned");
+        }
+        RebalanceEvent::Revoked(ps) => {
+            for p in ps {
+                engine.remove_partition(*p as u32);
+                next.remove(p);
+                skip_below.remove(p);
             }
-            RebalanceEvent::Revoked(ps) => {
-                for p in &ps {
-                    engine.remove_partition(*p as u32);
-                    next.remove(p);
-                    skip_below.remove(p);
-                }
-                tracing::info!(partitions = ?ps, "revoked");
-            }
+            tracing::info!(partitions = ?ps, "revoked");
         }
     }
     Ok(())
+}
+
+/// One record through the job: windowed if valid and on time, else to the late topic or the
+/// DLQ with the original bytes.
+#[allow(clippy::too_many_arguments)]
+fn process_record(
+    cfg: &RunConfig,
+    batch: &Batch,
+    rec: &BatchRecord,
+    engine: &mut Engine,
+    next: &mut BTreeMap<i32, i64>,
+    skip_below: &BTreeMap<i32, i64>,
+    out: &mut Vec<Emission<String, HrStats>>,
+    out_ctx: &mut Output<'_>,
+    c: &mut RunCounters,
+) -> anyhow::Result<()> {
+    let (p, offset) = (rec.partition, rec.offset);
+    if skip_below.get(&p).is_some_and(|s| offset < *s) {
+        return Ok(());
+    }
+    c.read += 1;
+    let payload = &batch.bytes[rec.payload.clone()];
+    let key = rec.key.clone().map(|k| &batch.bytes[k]);
+    match &batch.parsed[rec.index] {
+        Ok(ev) => {
+            c.parsed += 1;
+            let outcome = engine.process(
+                p as u32,
+                ev.patient_id.as_str(),
+                ev.event_time_ms,
+                &ev.heart_rate_bpm,
+                out,
+            );
+            match outcome {
+                Outcome::Aggregated => c.aggregated += 1,
+                Outcome::Late {
+                    watermark_ms,
+                    lateness_ms,
+                } => {
+                    c.late += 1;
+                    let message = format!(
+                        "event time {} is {lateness_ms} ms past what the watermark {watermark_ms} still accepts",
+                        ev.event_time_ms
+                    );
+                    out_ctx.sink.send_diverted(
+                        &cfg.late_topic,
+                        key,
+                        payload,
+                        &Diversion {
+                            code: "late",
+                            message: &message,
+                            source_topic: &cfg.input_topic,
+                            source_partition: p,
+                            source_offset: offset,
+                            lateness: Some((watermark_ms, lateness_ms)),
+                        },
+                    )?;
+                }
+            }
+        }
+        Err(e) => {
+            c.invalid += 1;
+            out_ctx.sink.send_diverted(
+                &cfg.dlq_topic,
+                key,
+                payload,
+                &Diversion {
+                    code: e.code(),
+                    message: &e.to_string(),
+                    source_topic: &cfg.input_topic,
+                    source_partition: p,
+                    source_offset: offset,
+                    lateness: None,
+                },
+            )?;
+        }
+    }
+    next.insert(p, offset + 1);
+    out_ctx.emit(out, c)
+}
+
+/// Records polled together, copied into one buffer so the parser thread can own them.
+#[derive(Default)]
+struct Batch {
+    /// Payloads and keys, back to back.
+    bytes: Vec<u8>,
+    /// Records and rebalance events in the order the consumer produced them.
+    items: Vec<Item>,
+    /// Number of `Item::Record`s.
+    records: usize,
+    /// The parser's result for each record, by `BatchRecord::index`.
+    parsed: Vec<Result<Event, ParseError>>,
+}
+
+enum Item {
+    Rebalance(RebalanceEvent),
+    Record(BatchRecord),
+}
+
+struct BatchRecord {
+    partition: i32,
+    offset: i64,
+    index: usize,
+    payload: Range<usize>,
+    key: Option<Range<usize>>,
+}
+
+/// Records per batch: large enough that handing a batch between threads costs nothing per
+/// record, small enough that a batch is parsed in well under a millisecond.
+const BATCH_RECORDS: usize = 1024;
+
+impl Batch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+        self.records = 0;
+        self.parsed.clear();
+    }
+
+    /// Polls up to [`BATCH_RECORDS`] records, waiting at most `wait` for the first and not at
+    /// all for the rest. Rebalance events that a poll reports are placed before the record that
+    /// poll returned (a record of a newly assigned partition comes after its assignment).
+    fn fill(&mut self, source: &Source, wait: Duration) -> anyhow::Result<()> {
+        let mut wait = wait;
+        while self.records < BATCH_RECORDS {
+            let polled = source.poll(wait)?;
+            for ev in source.take_rebalances() {
+                self.items.push(Item::Rebalance(ev));
+            }
+            let Polled::Record(r) = polled else { break };
+            let key = r.key().map(|k| self.push_bytes(k));
+            let payload = self.push_bytes(r.payload());
+            self.items.push(Item::Record(BatchRecord {
+                partition: r.partition(),
+                offset: r.offset(),
+                index: self.records,
+                payload,
+                key,
+            }));
+            self.records += 1;
+            wait = Duration::ZERO;
+        }
+        Ok(())
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
+
+    fn parse(&mut self, validation: &Validation) {
+        self.parsed.clear();
+        for item in &self.items {
+            if let Item::Record(r) = item {
+                self.parsed
+                    .push(validation.parse(&self.bytes[r.payload.clone()]));
+            }
+        }
+    }
 }
 
 fn log_counters(c: &RunCounters, what: &str) {
