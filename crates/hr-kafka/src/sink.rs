@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
@@ -180,7 +180,22 @@ impl Sink {
     /// [`KafkaError::Client`] when the wait times out; [`KafkaError::Delivery`] when any record
     /// sent since the sink was created failed for good.
     pub fn flush(&mut self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)?;
+        // rdkafka's `flush(timeout)` sleeps in 100 ms polls that, with the producer's own poll
+        // thread taking every event, only ever time out: each flush took at least 100 ms. A
+        // zero-timeout flush still makes librdkafka send at once; re-checking every millisecond
+        // returns as soon as the last acknowledgement is in.
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.producer.flush(Duration::ZERO) {
+                Ok(()) => break,
+                Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let ctx = self.producer.context();
         let failed = ctx.failed.load(Ordering::Relaxed);
         if failed > 0 {

@@ -646,7 +646,9 @@ impl Output<'_> {
         finished: bool,
     ) -> anyhow::Result<()> {
         let timeout = Duration::from_secs(60);
+        let started = Instant::now();
         self.sink.flush(timeout).context("flushing outputs")?;
+        let flushed = started.elapsed();
         if let Some(f) = self.file.as_mut() {
             f.flush()?;
         }
@@ -673,6 +675,12 @@ impl Output<'_> {
             // rebalance) only means the next owner skips records instead of not reading them.
             tracing::warn!(error = %e, "offset commit refused");
         }
+        tracing::debug!(
+            flush_ms = flushed.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            partitions = next.len(),
+            "checkpoint"
+        );
         Ok(())
     }
 }
