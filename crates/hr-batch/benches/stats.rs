@@ -12,7 +12,6 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hr_batch::{DataFrame, GenerateSpec, OutputFormat, ReadOptions};
-use polars::prelude::*;
 
 fn alerts_count() -> u64 {
     std::env::var("HR_BATCH_BENCH_ALERTS")
@@ -70,26 +69,7 @@ fn baseline(dir: &Path) -> usize {
 
 /// The report as one lazy plan of Polars built-ins, the way it reads in a notebook.
 fn plain_plan(alerts: DataFrame) -> DataFrame {
-    let when = DataType::Datetime(TimeUnit::Milliseconds, None);
-    hr_batch::latest_revisions(alerts.lazy())
-        .group_by([col("patient_id"), col("alert_type")])
-        .agg([
-            len().cast(DataType::UInt64).alias("alert_count"),
-            col("avg_hr").mean().alias("mean_avg_hr"),
-            col("min_hr").min().alias("min_hr"),
-            col("max_hr").max().alias("max_hr"),
-            col("window_start")
-                .min()
-                .cast(when.clone())
-                .alias("first_window_start"),
-            col("window_start")
-                .max()
-                .cast(when)
-                .alias("last_window_start"),
-        ])
-        .sort(["patient_id", "alert_type"], SortMultipleOptions::default())
-        .collect()
-        .unwrap()
+    hr_batch::alert_stats_plain(alerts).unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -69,7 +69,7 @@ pub use recompute::{
     RecomputeOptions, WindowSpec, parse_duration_ms, read_readings, readings_frame,
     readings_schema, recompute_events, window_alerts, write_alerts_jsonl,
 };
-pub use stats::{alert_stats, latest_revisions, stats_schema};
+pub use stats::{alert_stats, alert_stats_plain, latest_revisions, stats_schema};
 
 /// The outcome of [`run_stats`].
 #[derive(Debug)]

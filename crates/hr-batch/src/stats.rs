@@ -100,6 +100,21 @@ pub fn alert_stats(alerts: DataFrame) -> Result<DataFrame> {
     Ok(alert_stats_timed(alerts)?.0)
 }
 
+/// The same report as [`alert_stats`] from one lazy plan of Polars built-ins:
+/// [`latest_revisions`], then a group-by on the string columns. It is the reference the fast
+/// path is tested and benchmarked against (about 6x slower on a million alerts).
+///
+/// # Errors
+/// A Polars error when a column is missing or of another type.
+pub fn alert_stats_plain(alerts: DataFrame) -> Result<DataFrame> {
+    Ok(aggregate(
+        latest_revisions(alerts.lazy()),
+        [col("patient_id"), col("alert_type")],
+    )
+    .sort(["patient_id", "alert_type"], SortMultipleOptions::default())
+    .collect()?)
+}
+
 /// [`alert_stats`], also saying how long finding the latest revisions and aggregating took.
 pub(crate) fn alert_stats_timed(alerts: DataFrame) -> Result<(DataFrame, Duration, Duration)> {
     let started = Instant::now();
@@ -349,16 +364,8 @@ mod tests {
 
     use super::*;
 
-    /// The report as one plain lazy plan: [`latest_revisions`], then a group-by on the
-    /// string columns. The fast path must give exactly this table.
     fn plain_report(alerts: DataFrame) -> DataFrame {
-        aggregate(
-            latest_revisions(alerts.lazy()),
-            [col("patient_id"), col("alert_type")],
-        )
-        .sort(["patient_id", "alert_type"], SortMultipleOptions::default())
-        .collect()
-        .unwrap()
+        alert_stats_plain(alerts).unwrap()
     }
 
     type Row = (Option<u8>, i64, bool, u32, f64, u8);
