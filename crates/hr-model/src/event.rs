@@ -1,12 +1,9 @@
 //! The heart-rate reading as it travels through the system.
 
-use serde::de::{self, Deserializer};
+use serde::Serialize;
 use serde::ser::{self, SerializeStruct, Serializer};
-use serde::{Deserialize, Serialize};
 
-use crate::error::ParseError;
-use crate::parse::Validation;
-use crate::timestamp::{TIMESTAMP_LEN, parse_timestamp, timestamp_bytes, write_timestamp};
+use crate::timestamp::{TIMESTAMP_LEN, timestamp_bytes, write_timestamp};
 
 /// One heart-rate reading from one patient's monitor.
 ///
@@ -15,7 +12,7 @@ use crate::timestamp::{TIMESTAMP_LEN, parse_timestamp, timestamp_bytes, write_ti
 /// in memory the timestamp is epoch milliseconds (`event_time_ms`), which is what windows use.
 ///
 /// Its serde implementations speak that wire shape too (timestamp as RFC 3339 text,
-/// deserialisation validated with [`Validation::DEFAULT`]), so an `Event` inside any serde
+/// deserialisation validated with [`Validation::DEFAULT`](crate::Validation::DEFAULT)), so an `Event` inside any serde
 /// structure reads and writes the same JSON as [`Event::to_json`] and
 /// [`parse_event`](crate::parse_event).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -117,30 +114,6 @@ impl Serialize for Event {
         s.serialize_field("timestamp", timestamp)?;
         s.serialize_field("heart_rate_bpm", &self.heart_rate_bpm)?;
         s.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Wire {
-            patient_id: String,
-            timestamp: String,
-            heart_rate_bpm: i64,
-        }
-        let wire = Wire::deserialize(deserializer)?;
-        if wire.patient_id.trim().is_empty() {
-            return Err(de::Error::custom(ParseError::EmptyPatientId {
-                raw: crate::error::quoted_raw(&wire.patient_id),
-            }));
-        }
-        Ok(Event {
-            event_time_ms: parse_timestamp(&wire.timestamp).map_err(de::Error::custom)?,
-            heart_rate_bpm: Validation::DEFAULT
-                .check_bpm(wire.heart_rate_bpm)
-                .map_err(de::Error::custom)?,
-            patient_id: wire.patient_id,
-        })
     }
 }
 

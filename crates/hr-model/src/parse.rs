@@ -442,6 +442,32 @@ fn wrong_type(field: Field, expected: &'static str, found: &'static str, raw: &s
     }
 }
 
+/// The wire shape, validated as [`Validation::DEFAULT`] validates it (this is parsing, so it
+/// lives with the parser rather than with the type).
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            patient_id: String,
+            timestamp: String,
+            heart_rate_bpm: i64,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        if wire.patient_id.trim().is_empty() {
+            return Err(de::Error::custom(ParseError::EmptyPatientId {
+                raw: quoted_raw(&wire.patient_id),
+            }));
+        }
+        Ok(Event {
+            event_time_ms: parse_timestamp(&wire.timestamp).map_err(de::Error::custom)?,
+            heart_rate_bpm: Validation::DEFAULT
+                .check_bpm(wire.heart_rate_bpm)
+                .map_err(de::Error::custom)?,
+            patient_id: wire.patient_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
