@@ -27,6 +27,81 @@ pub fn alert_schema() -> Schema {
     ])
 }
 
+/// An alert table being filled one alert at a time, column by column, in [`alert_schema`]'s order.
+pub(crate) struct AlertColumns<S> {
+    patient_id: Vec<S>,
+    window_start: Vec<i64>,
+    window_end: Vec<i64>,
+    avg_hr: Vec<f64>,
+    min_hr: Vec<u16>,
+    max_hr: Vec<u16>,
+    count: Vec<u64>,
+    alert_type: Vec<&'static str>,
+    revision: Vec<u32>,
+}
+
+impl<S: AsRef<str>> AlertColumns<S> {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            patient_id: Vec::with_capacity(n),
+            window_start: Vec::with_capacity(n),
+            window_end: Vec::with_capacity(n),
+            avg_hr: Vec::with_capacity(n),
+            min_hr: Vec::with_capacity(n),
+            max_hr: Vec::with_capacity(n),
+            count: Vec::with_capacity(n),
+            alert_type: Vec::with_capacity(n),
+            revision: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends one alert, its fields in the alert record's order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push(
+        &mut self,
+        patient_id: S,
+        window_start: i64,
+        window_end: i64,
+        avg_hr: f64,
+        min_hr: u16,
+        max_hr: u16,
+        count: u64,
+        alert_type: AlertType,
+        revision: u32,
+    ) {
+        self.patient_id.push(patient_id);
+        self.window_start.push(window_start);
+        self.window_end.push(window_end);
+        self.avg_hr.push(avg_hr);
+        self.min_hr.push(min_hr);
+        self.max_hr.push(max_hr);
+        self.count.push(count);
+        self.alert_type.push(alert_type.as_str());
+        self.revision.push(revision);
+    }
+
+    pub(crate) fn into_frame(self) -> Result<DataFrame> {
+        let height = self.patient_id.len();
+        let columns = vec![
+            StringChunked::from_iter_values(
+                "patient_id".into(),
+                self.patient_id.iter().map(AsRef::as_ref),
+            )
+            .into_column(),
+            Column::new("window_start".into(), self.window_start),
+            Column::new("window_end".into(), self.window_end),
+            Column::new("avg_hr".into(), self.avg_hr),
+            Column::new("min_hr".into(), self.min_hr),
+            Column::new("max_hr".into(), self.max_hr),
+            Column::new("count".into(), self.count),
+            StringChunked::from_iter_values("alert_type".into(), self.alert_type.into_iter())
+                .into_column(),
+            Column::new("revision".into(), self.revision),
+        ];
+        Ok(DataFrame::new(height, columns)?)
+    }
+}
+
 /// One alert line, borrowing the patient id from the input where it has no escapes.
 #[derive(Deserialize)]
 struct AlertLine<'a> {
@@ -48,48 +123,26 @@ struct AlertParser;
 
 impl LineParser for AlertParser {
     fn parse_piece(&self, piece: &[u8]) -> Result<Piece> {
-        let cap = piece.len() / 160 + 1;
-        let mut pid: Vec<Cow<'_, str>> = Vec::with_capacity(cap);
-        let mut ws = Vec::with_capacity(cap);
-        let mut we = Vec::with_capacity(cap);
-        let mut avg = Vec::with_capacity(cap);
-        let mut min = Vec::with_capacity(cap);
-        let mut max = Vec::with_capacity(cap);
-        let mut count = Vec::with_capacity(cap);
-        let mut kind = Vec::with_capacity(cap);
-        let mut rev = Vec::with_capacity(cap);
+        let mut columns = AlertColumns::with_capacity(piece.len() / 160 + 1);
         let mut bad = Vec::new();
         for (idx, line) in input::lines(piece) {
             match serde_json::from_slice::<AlertLine<'_>>(line) {
-                Ok(a) => {
-                    pid.push(a.patient_id);
-                    ws.push(a.window_start);
-                    we.push(a.window_end);
-                    avg.push(a.avg_hr);
-                    min.push(a.min_hr);
-                    max.push(a.max_hr);
-                    count.push(a.count);
-                    kind.push(a.alert_type.as_str());
-                    rev.push(a.revision);
-                }
+                Ok(a) => columns.push(
+                    a.patient_id,
+                    a.window_start,
+                    a.window_end,
+                    a.avg_hr,
+                    a.min_hr,
+                    a.max_hr,
+                    a.count,
+                    a.alert_type,
+                    a.revision,
+                ),
                 Err(e) => bad.push((idx, e.to_string())),
             }
         }
-        let height = pid.len();
-        let columns = vec![
-            StringChunked::from_iter_values("patient_id".into(), pid.iter().map(|s| s.as_ref()))
-                .into_column(),
-            Column::new("window_start".into(), ws),
-            Column::new("window_end".into(), we),
-            Column::new("avg_hr".into(), avg),
-            Column::new("min_hr".into(), min),
-            Column::new("max_hr".into(), max),
-            Column::new("count".into(), count),
-            StringChunked::from_iter_values("alert_type".into(), kind.into_iter()).into_column(),
-            Column::new("revision".into(), rev),
-        ];
         Ok(Piece {
-            frame: DataFrame::new(height, columns)?,
+            frame: columns.into_frame()?,
             lines: input::count_lines(piece),
             bad,
         })

@@ -4,6 +4,7 @@
 use hr_model::{Alert, HrStats, Thresholds};
 use polars::prelude::*;
 
+use crate::alerts::AlertColumns;
 use crate::error::Result;
 
 /// What to generate.
@@ -118,40 +119,21 @@ pub fn generate_alerts(spec: GenerateSpec) -> impl Iterator<Item = Alert> {
 /// # Errors
 /// Only Polars' own.
 pub fn alerts_frame(alerts: impl IntoIterator<Item = Alert>) -> Result<DataFrame> {
-    let mut pid = Vec::new();
-    let mut ws = Vec::new();
-    let mut we = Vec::new();
-    let mut avg = Vec::new();
-    let mut min = Vec::new();
-    let mut max = Vec::new();
-    let mut count = Vec::new();
-    let mut kind = Vec::new();
-    let mut rev = Vec::new();
+    let mut columns = AlertColumns::with_capacity(0);
     for a in alerts {
-        pid.push(a.patient_id);
-        ws.push(a.window_start);
-        we.push(a.window_end);
-        avg.push(a.avg_hr);
-        min.push(a.min_hr);
-        max.push(a.max_hr);
-        count.push(a.count);
-        kind.push(a.alert_type.as_str());
-        rev.push(a.revision);
+        columns.push(
+            a.patient_id,
+            a.window_start,
+            a.window_end,
+            a.avg_hr,
+            a.min_hr,
+            a.max_hr,
+            a.count,
+            a.alert_type,
+            a.revision,
+        );
     }
-    let height = pid.len();
-    let columns = vec![
-        StringChunked::from_iter_values("patient_id".into(), pid.iter().map(String::as_str))
-            .into_column(),
-        Column::new("window_start".into(), ws),
-        Column::new("window_end".into(), we),
-        Column::new("avg_hr".into(), avg),
-        Column::new("min_hr".into(), min),
-        Column::new("max_hr".into(), max),
-        Column::new("count".into(), count),
-        StringChunked::from_iter_values("alert_type".into(), kind.into_iter()).into_column(),
-        Column::new("revision".into(), rev),
-    ];
-    Ok(DataFrame::new(height, columns)?)
+    columns.into_frame()
 }
 
 #[cfg(test)]
