@@ -5,7 +5,6 @@
 //! never committed behind the caller's back: auto-commit and auto offset store are off, and
 //! [`Source::commit`] writes exactly the offsets the caller says are done.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,6 +101,11 @@ impl ConsumerContext for RebalanceLog {
     }
 }
 
+/// The sets behind a `Source` hold plain data, so a panic elsewhere cannot leave them half-written.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
@@ -149,8 +153,8 @@ pub struct Source {
     /// End offsets captured at start in bounded mode.
     ends: Option<BTreeMap<i32, i64>>,
     /// Partitions that reached their end offset (bounded mode).
-    done: RefCell<BTreeSet<i32>>,
-    assigned: RefCell<BTreeSet<i32>>,
+    done: Mutex<BTreeSet<i32>>,
+    assigned: Mutex<BTreeSet<i32>>,
 }
 
 impl Source {
@@ -200,8 +204,8 @@ impl Source {
             consumer,
             topic: cfg.topic.clone(),
             ends,
-            done: RefCell::new(BTreeSet::new()),
-            assigned: RefCell::new(BTreeSet::new()),
+            done: Mutex::new(BTreeSet::new()),
+            assigned: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -219,7 +223,7 @@ impl Source {
         match self.consumer.poll(timeout) {
             None => Ok(Polled::Idle),
             Some(Err(RdError::PartitionEOF(p))) => {
-                self.done.borrow_mut().insert(p);
+                lock(&self.done).insert(p);
                 Ok(Polled::Idle)
             }
             Some(Err(e)) => Err(e.into()),
@@ -227,11 +231,11 @@ impl Source {
                 if let Some(ends) = &self.ends {
                     let end = ends.get(&msg.partition()).copied().unwrap_or(0);
                     if msg.offset() >= end {
-                        self.done.borrow_mut().insert(msg.partition());
+                        lock(&self.done).insert(msg.partition());
                         return Ok(Polled::Idle);
                     }
                     if msg.offset() + 1 >= end {
-                        self.done.borrow_mut().insert(msg.partition());
+                        lock(&self.done).insert(msg.partition());
                     }
                 }
                 Ok(Polled::Record(Record { msg }))
@@ -246,7 +250,7 @@ impl Source {
     /// should call this again when a record comes from a partition it has not prepared.
     pub fn take_rebalances(&self) -> Vec<RebalanceEvent> {
         let events = self.consumer.context().take();
-        let mut assigned = self.assigned.borrow_mut();
+        let mut assigned = lock(&self.assigned);
         for e in &events {
             match e {
                 RebalanceEvent::Assigned(ps) => assigned.extend(ps.iter().copied()),
@@ -262,7 +266,7 @@ impl Source {
 
     /// The partitions currently owned.
     pub fn assigned(&self) -> BTreeSet<i32> {
-        self.assigned.borrow().clone()
+        lock(&self.assigned).clone()
     }
 
     /// In bounded mode: true once partitions are assigned and every one reached its end offset.
@@ -271,8 +275,8 @@ impl Source {
         let Some(ends) = &self.ends else {
             return false;
         };
-        let done = self.done.borrow();
-        let assigned = self.assigned.borrow();
+        let done = lock(&self.done);
+        let assigned = lock(&self.assigned);
         !assigned.is_empty()
             && assigned
                 .iter()
@@ -318,3 +322,10 @@ fn end_offsets(
     }
     Ok(ends)
 }
+
+// One thread may poll while another commits (librdkafka allows it), and the pipeline does: this
+// stops compiling if `Source` ever loses `Sync`.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Source>();
+};

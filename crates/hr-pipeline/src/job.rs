@@ -19,11 +19,13 @@
 //! twice only as a byte-identical copy. In global scope the replay is not exact, so repeats may
 //! differ.
 //!
-//! Records are polled in batches of up to 1024 and parsed on a second thread, one batch behind
-//! the window engine; each batch carries the rebalance events in the order the consumer reported
-//! them, so the engine sees exactly the sequence a one-record-at-a-time loop would. A checkpoint
-//! waits while a polled rebalance is not yet applied, so it never writes state for a partition
-//! this instance has already lost.
+//! A reader thread only polls, copying records into batches of up to 1024 at the pace of a raw
+//! consumer; the job thread parses each batch and applies it to the window engine and the
+//! outputs, and checkpoints (the consumer is shared: librdkafka lets one thread poll while
+//! another commits). Each batch carries the rebalance events where the consumer reported them,
+//! so the engine sees exactly the sequence a one-record-at-a-time loop would. A checkpoint waits
+//! while a polled rebalance is not yet applied, so it never writes state for a partition this
+//! instance has already lost.
 //!
 //! A bounded run ends with `finish` (every open window fires), a flush, and a checkpoint with an
 //! empty state: the next run of the group starts fresh at the end offsets.
@@ -36,7 +38,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -215,87 +217,71 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     // Throughput is reported from the first record on: group join and state restore are not in it.
     let mut first_record: Option<Instant> = None;
     let mut since_clock = 0usize;
-    // Parsing runs on its own thread, one batch behind: while it parses batch k, this thread
-    // processes batch k-1 and polls batch k+1. Batches carry the rebalance events in stream
-    // order, so records and rebalances are applied exactly in the order a one-by-one loop sees
-    // them.
+    // A reader thread does nothing but poll and copy records into batches, at the pace of a raw
+    // consumer; this thread parses each batch and applies it. Batches carry the rebalance events
+    // where the consumer reported them, so the engine sees exactly the sequence a
+    // one-record-at-a-time loop would.
+    let rebalances_polled = AtomicU64::new(0);
+    let mut rebalances_applied = 0u64;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // Created inside the scope so that any return, an error included, drops them and so
-        // ends the parser thread before the scope waits for it.
-        let (to_parser, parser_in) = mpsc::sync_channel::<Batch>(1);
-        let (parser_out, from_parser) = mpsc::sync_channel::<Batch>(1);
+        // ends the reader thread before the scope waits for it.
+        let (to_job, from_reader) = mpsc::sync_channel::<anyhow::Result<Batch>>(2);
+        let (recycle, spare) = mpsc::channel::<Batch>();
+        let source = &source;
+        let polled = &rebalances_polled;
         std::thread::Builder::new()
-            .name("hr-parse".into())
+            .name("hr-read".into())
             .spawn_scoped(scope, move || {
-                for mut batch in parser_in {
-                    batch.parse(&validation);
-                    if parser_out.send(batch).is_err() {
+                let finished = || cfg.bounded && source.is_done();
+                while !(stop.load(Ordering::Relaxed) || finished()) {
+                    let mut batch = spare.try_recv().unwrap_or_default();
+                    batch.clear();
+                    let filled = batch
+                        .fill(source, Duration::from_millis(100), polled)
+                        .map(|()| batch);
+                    let failed = filled.is_err();
+                    // Empty batches too: they wake the job for its timers while input is idle.
+                    if to_job.send(filled).is_err() || failed {
                         break;
                     }
                 }
             })?;
-        let mut spare: Vec<Batch> = Vec::new();
-        // The batch at the parser, and whether it holds a rebalance not yet applied.
-        let mut in_flight = false;
-        let mut in_flight_rebalances = false;
-        loop {
-            let stopping = stop.load(Ordering::Relaxed) || (cfg.bounded && source.is_done());
-            let mut batch = spare.pop().unwrap_or_default();
-            batch.clear();
-            if !stopping {
-                let wait = if in_flight {
-                    Duration::ZERO
-                } else {
-                    Duration::from_millis(100)
-                };
-                batch.fill(&source, wait)?;
+        // Ends when the reader does: stopped, bounded input done, or an error (sent first).
+        for batch in from_reader {
+            let mut batch = batch?;
+            batch.parse(&validation);
+            if batch.records > 0 {
+                first_record.get_or_insert_with(Instant::now);
             }
-            let mut processed = 0;
-            if in_flight {
-                let done = from_parser.recv().context("the parser thread stopped")?;
-                in_flight = false;
-                processed = done.records;
-                if processed > 0 {
-                    first_record.get_or_insert_with(Instant::now);
-                }
-                for item in &done.items {
-                    match item {
-                        Item::Rebalance(ev) => {
-                            apply_rebalance(cfg, ev, &mut engine, &mut next, &mut skip_below)?;
-                        }
-                        Item::Record(rec) => {
-                            process_record(
-                                cfg,
-                                &done,
-                                rec,
-                                &mut engine,
-                                &mut next,
-                                &skip_below,
-                                &mut out,
-                                &mut out_ctx,
-                                &mut c,
-                            )?;
-                        }
+            for item in &batch.items {
+                match item {
+                    Item::Rebalance(ev) => {
+                        apply_rebalance(cfg, ev, &mut engine, &mut next, &mut skip_below)?;
+                        rebalances_applied += 1;
+                    }
+                    Item::Record(rec) => {
+                        process_record(
+                            cfg,
+                            &batch,
+                            rec,
+                            &mut engine,
+                            &mut next,
+                            &skip_below,
+                            &mut out,
+                            &mut out_ctx,
+                            &mut c,
+                        )?;
                     }
                 }
-                spare.push(done);
             }
-            if batch.items.is_empty() {
-                spare.push(batch);
-            } else {
-                in_flight_rebalances = batch.records < batch.items.len();
-                to_parser
-                    .send(batch)
-                    .map_err(|_| anyhow::anyhow!("the parser thread stopped"))?;
-                in_flight = true;
-            }
-            if stopping && !in_flight {
-                break;
-            }
+            let processed = batch.records;
+            // The reader may be gone already; then the batch is simply dropped.
+            let _ = recycle.send(batch);
             // Reading the clock costs as much as a tenth of a record's processing: while records
             // stream in, the timers below are checked every 256 records, and at once when idle.
             since_clock += processed;
-            if processed > 0 && since_clock < 256 {
+            if processed == BATCH_RECORDS && since_clock < 256 {
                 continue;
             }
             since_clock = 0;
@@ -307,10 +293,10 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
             }
             // A rebalance polled but not yet applied would make the checkpoint write state for
             // partitions this instance may no longer own: wait until it is applied.
-            let rebalance_pending = in_flight && in_flight_rebalances;
-            if now.duration_since(last_checkpoint) >= cfg.checkpoint_every && !rebalance_pending {
+            let settled = polled.load(Ordering::Acquire) == rebalances_applied;
+            if now.duration_since(last_checkpoint) >= cfg.checkpoint_every && settled {
                 last_checkpoint = now;
-                out_ctx.checkpoint(&source, &engine, &next, false)?;
+                out_ctx.checkpoint(source, &engine, &next, false)?;
             }
             if now.duration_since(last_log) >= cfg.log_every {
                 last_log = now;
@@ -482,13 +468,19 @@ impl Batch {
     }
 
     /// Polls up to [`BATCH_RECORDS`] records, waiting at most `wait` for the first and not at
-    /// all for the rest. Rebalance events that a poll reports are placed before the record that
+    /// all for the rest, and counts the rebalance events it takes in `rebalances`. Rebalance events that a poll reports are placed before the record that
     /// poll returned (a record of a newly assigned partition comes after its assignment).
-    fn fill(&mut self, source: &Source, wait: Duration) -> anyhow::Result<()> {
+    fn fill(
+        &mut self,
+        source: &Source,
+        wait: Duration,
+        rebalances: &AtomicU64,
+    ) -> anyhow::Result<()> {
         let mut wait = wait;
         while self.records < BATCH_RECORDS {
             let polled = source.poll(wait)?;
             for ev in source.take_rebalances() {
+                rebalances.fetch_add(1, Ordering::Release);
                 self.items.push(Item::Rebalance(ev));
             }
             let Polled::Record(r) = polled else { break };
