@@ -429,7 +429,7 @@ fn process_record(
     out_ctx.emit(out, c)
 }
 
-/// Records polled together, copied into one buffer so the parser thread can own them.
+/// Records polled together, copied into one buffer so the job thread can own them.
 #[derive(Default)]
 struct Batch {
     /// Payloads and keys, back to back.
@@ -438,7 +438,7 @@ struct Batch {
     items: Vec<Item>,
     /// Number of `Item::Record`s.
     records: usize,
-    /// The parser's result for each record, by `BatchRecord::index`.
+    /// The parse result for each record, by `BatchRecord::index`.
     parsed: Vec<Result<Event, ParseError>>,
 }
 
