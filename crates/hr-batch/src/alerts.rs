@@ -28,8 +28,8 @@ pub fn alert_schema() -> Schema {
 }
 
 /// An alert table being filled one alert at a time, column by column, in [`alert_schema`]'s order.
-pub(crate) struct AlertColumns<S> {
-    patient_id: Vec<S>,
+pub(crate) struct AlertColumns<'a> {
+    patient_id: Vec<Cow<'a, str>>,
     window_start: Vec<i64>,
     window_end: Vec<i64>,
     avg_hr: Vec<f64>,
@@ -40,7 +40,7 @@ pub(crate) struct AlertColumns<S> {
     revision: Vec<u32>,
 }
 
-impl<S: AsRef<str>> AlertColumns<S> {
+impl<'a> AlertColumns<'a> {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Self {
             patient_id: Vec::with_capacity(n),
@@ -55,29 +55,17 @@ impl<S: AsRef<str>> AlertColumns<S> {
         }
     }
 
-    /// Appends one alert, its fields in the alert record's order.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn push(
-        &mut self,
-        patient_id: S,
-        window_start: i64,
-        window_end: i64,
-        avg_hr: f64,
-        min_hr: u16,
-        max_hr: u16,
-        count: u64,
-        alert_type: AlertType,
-        revision: u32,
-    ) {
-        self.patient_id.push(patient_id);
-        self.window_start.push(window_start);
-        self.window_end.push(window_end);
-        self.avg_hr.push(avg_hr);
-        self.min_hr.push(min_hr);
-        self.max_hr.push(max_hr);
-        self.count.push(count);
-        self.alert_type.push(alert_type.as_str());
-        self.revision.push(revision);
+    /// Appends one alert.
+    pub(crate) fn push(&mut self, a: AlertLine<'a>) {
+        self.patient_id.push(a.patient_id);
+        self.window_start.push(a.window_start);
+        self.window_end.push(a.window_end);
+        self.avg_hr.push(a.avg_hr);
+        self.min_hr.push(a.min_hr);
+        self.max_hr.push(a.max_hr);
+        self.count.push(a.count);
+        self.alert_type.push(a.alert_type.as_str());
+        self.revision.push(a.revision);
     }
 
     pub(crate) fn into_frame(self) -> Result<DataFrame> {
@@ -104,7 +92,7 @@ impl<S: AsRef<str>> AlertColumns<S> {
 
 /// One alert line, borrowing the patient id from the input where it has no escapes.
 #[derive(Deserialize)]
-struct AlertLine<'a> {
+pub(crate) struct AlertLine<'a> {
     #[serde(borrow)]
     patient_id: Cow<'a, str>,
     window_start: i64,
@@ -119,6 +107,22 @@ struct AlertLine<'a> {
     revision: u32,
 }
 
+impl From<hr_model::Alert> for AlertLine<'static> {
+    fn from(a: hr_model::Alert) -> Self {
+        AlertLine {
+            patient_id: Cow::Owned(a.patient_id),
+            window_start: a.window_start,
+            window_end: a.window_end,
+            avg_hr: a.avg_hr,
+            min_hr: a.min_hr,
+            max_hr: a.max_hr,
+            count: a.count,
+            alert_type: a.alert_type,
+            revision: a.revision,
+        }
+    }
+}
+
 struct AlertParser;
 
 impl LineParser for AlertParser {
@@ -127,17 +131,7 @@ impl LineParser for AlertParser {
         let mut bad = Vec::new();
         for (idx, line) in input::lines(piece) {
             match serde_json::from_slice::<AlertLine<'_>>(line) {
-                Ok(a) => columns.push(
-                    a.patient_id,
-                    a.window_start,
-                    a.window_end,
-                    a.avg_hr,
-                    a.min_hr,
-                    a.max_hr,
-                    a.count,
-                    a.alert_type,
-                    a.revision,
-                ),
+                Ok(a) => columns.push(a),
                 Err(e) => bad.push((idx, e.to_string())),
             }
         }

@@ -121,17 +121,7 @@ pub fn generate_alerts(spec: GenerateSpec) -> impl Iterator<Item = Alert> {
 pub fn alerts_frame(alerts: impl IntoIterator<Item = Alert>) -> Result<DataFrame> {
     let mut columns = AlertColumns::with_capacity(0);
     for a in alerts {
-        columns.push(
-            a.patient_id,
-            a.window_start,
-            a.window_end,
-            a.avg_hr,
-            a.min_hr,
-            a.max_hr,
-            a.count,
-            a.alert_type,
-            a.revision,
-        );
+        columns.push(a.into());
     }
     columns.into_frame()
 }
