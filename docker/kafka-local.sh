@@ -14,6 +14,23 @@
 #   HR_KAFKA_STATE            state directory: data, log, pid, config (default <repo>/.kafka)
 #   HR_KAFKA_MODE             force "docker" or "native" (default: docker if the engine answers)
 #   HR_KAFKA_HEAP             JVM heap for the native broker (default 1g)
+#   HR_KAFKA_LIB              folder of Kafka's jars (default <state>/lib); brokers with other state
+#                             directories share one set of jars through it
+#   HR_KAFKA_SECURITY         "plaintext" (default) or "sasl_ssl": a secured broker for TLS/SASL tests
+#                             (native only; docker/kafka-tls.sh sets this and the variables above)
+#
+# A sasl_ssl broker makes, on first start, a self-signed CA and certificates with openssl in
+# <state>/tls, and SCRAM users at format time. Its listeners, from HR_KAFKA_PORT = P:
+#   P    SASL_SSL   SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN; users below
+#   P+1  CONTROLLER (KRaft, plaintext)
+#   P+2  SSL        mTLS: a client certificate signed by the CA is required (principal = its CN)
+#   P+3  PLAINTEXT  on 127.0.0.1 only, between the broker's own parts (inter-broker listener)
+#   P+4  SSL        serves an expired certificate, so clients can see that failure
+# Users: alice / alice-secret (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN; super user),
+#        bob / bob-secret (SCRAM-SHA-256, PLAIN; no ACLs: authenticated but authorised for nothing),
+#        hr-client (the client certificate <state>/tls/client.{crt,key}; super user).
+# Files in <state>/tls: ca.pem (trust it), client.crt + client.key, other-ca.pem (a CA the broker
+# does not use, for "unknown CA" tests).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,14 +38,21 @@ port=${HR_KAFKA_PORT:-9092}
 cport=${HR_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 state=${HR_KAFKA_STATE:-$repo/.kafka}
 heap=${HR_KAFKA_HEAP:-1g}
+security=${HR_KAFKA_SECURITY:-plaintext}
 pom=$repo/docker/kafka-native/pom.xml
-libdir=$state/lib
+libdir=${HR_KAFKA_LIB:-$state/lib}
+tls=$state/tls
 pidfile=$state/kafka.pid
 logfile=$state/kafka.log
 modefile=$state/mode
 
 say() { printf 'kafka-local: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+
+case $security in
+  plaintext | sasl_ssl) ;;
+  *) die "HR_KAFKA_SECURITY must be plaintext or sasl_ssl, not '$security'." ;;
+esac
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -42,6 +66,8 @@ native_pid() {
 docker_ok() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
 choose_mode() {
+  # docker/compose.yml describes the plaintext broker only.
+  if [[ $security != plaintext ]]; then printf native; return; fi
   case "${HR_KAFKA_MODE:-}" in
     docker | native) printf '%s' "$HR_KAFKA_MODE"; return ;;
     "") ;;
@@ -62,26 +88,107 @@ java_major() {
 
 resolve_jars() {
   if [[ -f $libdir/.complete ]]; then return; fi
+  # Brokers with different state directories may share the jars (HR_KAFKA_LIB): one resolves them.
+  mkdir -p "$(dirname "$libdir")"
+  exec 8>"$libdir.lock"
+  flock 8
+  if [[ -f $libdir/.complete ]]; then exec 8>&-; return; fi
   command -v mvn >/dev/null 2>&1 || die "Maven (mvn) is needed once to fetch Kafka's jars from Maven Central: 'apt-get install maven'."
   say "Resolving Apache Kafka jars from Maven Central into $libdir ..."
   rm -rf "$libdir"
   mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libdir" >&2 ||
     die "Maven could not resolve Kafka's jars (see the output above)."
   touch "$libdir/.complete"
+  exec 8>&-
+}
+
+# The test CA, the broker's certificates (a valid one and an expired one), a client certificate for
+# mTLS and an unrelated CA. Made once per state directory; `clean` removes them.
+make_certs() {
+  [[ -f $tls/.complete ]] && return
+  command -v openssl >/dev/null 2>&1 || die "openssl is needed to make the test certificates: 'apt-get install openssl'."
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  say "Making a test CA and certificates in $tls."
+  (
+    cd "$tls"
+    local q=(-newkey rsa:2048 -nodes)
+    openssl req -x509 "${q[@]}" -keyout ca.key -out ca.pem -days 3650 -subj "/CN=hr-stream test CA"
+    openssl req -x509 "${q[@]}" -keyout other-ca.key -out other-ca.pem -days 3650 -subj "/CN=hr-stream other CA"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >broker.ext
+    openssl req "${q[@]}" -keyout broker.key -out broker.csr -subj "/CN=localhost"
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.crt -days 3650 -extfile broker.ext
+    # -days -1: valid until yesterday, so every client sees "certificate has expired".
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out expired.crt -days -1 -extfile broker.ext
+    openssl req "${q[@]}" -keyout client.key -out client.csr -subj "/CN=hr-client"
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.crt -days 3650
+    # Kafka's PEM key stores: an unencrypted PKCS#8 key followed by the certificate chain.
+    cat broker.key broker.crt ca.pem >broker.pem
+    cat broker.key expired.crt ca.pem >expired.pem
+    rm -f ./*.csr ./*.srl broker.ext
+  ) >>"$tls/openssl.log" 2>&1 || { tail -n 20 "$tls/openssl.log" >&2; die "openssl failed to make the test certificates."; }
+  touch "$tls/.complete"
+}
+
+# Listeners and security settings of a sasl_ssl broker (see the header for the ports).
+security_props() {
+  local sasl=$port ssl=$((port + 2)) internal=$((port + 3)) expired=$((port + 4))
+  cat <<PROPS
+listeners=SASL_SSL://:$sasl,CONTROLLER://:$cport,SSL://:$ssl,INTERNAL://127.0.0.1:$internal,EXPIRED://:$expired
+advertised.listeners=SASL_SSL://localhost:$sasl,SSL://localhost:$ssl,INTERNAL://127.0.0.1:$internal,EXPIRED://localhost:$expired,CONTROLLER://localhost:$cport
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,EXPIRED:SSL
+inter.broker.listener.name=INTERNAL
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+listener.name.ssl.ssl.client.auth=required
+listener.name.expired.ssl.keystore.type=PEM
+listener.name.expired.ssl.keystore.location=$tls/expired.pem
+ssl.principal.mapping.rules=RULE:^CN=([^,]*).*$/\$1/,DEFAULT
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:alice;User:hr-client
+allow.everyone.if.no.acl.found=false
+PROPS
+}
+
+# SCRAM credentials are part of the KRaft metadata, so they are written when the storage is formatted.
+scram_args() {
+  [[ $security == sasl_ssl ]] || return 0
+  printf '%s\n' --add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]' \
+    --add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]' \
+    --add-scram 'SCRAM-SHA-256=[name=bob,password=bob-secret]'
+}
+
+plaintext_props() {
+  cat <<PROPS
+listeners=PLAINTEXT://:$port,CONTROLLER://:$cport
+advertised.listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$cport
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+PROPS
 }
 
 write_config() {
   mkdir -p "$state/data"
+  local listeners
+  if [[ $security == sasl_ssl ]]; then
+    make_certs
+    listeners=$(security_props)
+  else
+    listeners=$(plaintext_props)
+  fi
   cat >"$state/server.properties" <<PROPS
 # Written by docker/kafka-local.sh: a single-node KRaft cluster for development and tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=localhost:$cport
-listeners=PLAINTEXT://:$port,CONTROLLER://:$cport
-advertised.listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$cport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$listeners
 log.dirs=$state/data
 num.partitions=3
 offsets.topic.replication.factor=1
@@ -123,7 +230,9 @@ up_native() {
     local cluster_id
     cluster_id=$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
     say "Formatting storage in $state/data (cluster $cluster_id)."
-    java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$state/server.properties" >>"$logfile" 2>&1 ||
+    local scram=()
+    mapfile -t scram < <(scram_args)
+    java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$state/server.properties" "${scram[@]}" >>"$logfile" 2>&1 ||
       { tail -n 20 "$logfile" >&2; die "Formatting the storage failed."; }
   fi
   say "Starting Apache Kafka on localhost:$port (native, log: $logfile)."
@@ -235,6 +344,7 @@ cmd_clean() {
   cmd_down
   say "Removing broker data in $state (jars are kept)."
   rm -rf "$state/data" "$state/server.properties" "$state/log4j2.properties" "$logfile"
+  if [[ $security == sasl_ssl ]]; then rm -rf "$tls"; fi
 }
 
 case "${1:-}" in
