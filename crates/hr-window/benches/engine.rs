@@ -99,7 +99,7 @@ fn events() -> Vec<Event> {
     while events.len() < EVENTS {
         for key in 0..KEYS {
             let r = next(&mut rng);
-            let jitter = if r % 1_000 == 0 {
+            let jitter = if r.is_multiple_of(1_000) {
                 10_000 + (r >> 20) as i64 % 20_000
             } else {
                 (r >> 20) as i64 % 3_000

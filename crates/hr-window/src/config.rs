@@ -65,6 +65,17 @@ pub enum WatermarkScope {
     Key,
 }
 
+/// The most panes a window may be cut into (size / gcd(size, slide)). Each open window of a key
+/// holds that many panes at worst, so the bound keeps memory per key in the tens of kilobytes.
+pub const MAX_PANES_PER_WINDOW: i64 = 10_000;
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs().max(1)
+}
+
 /// Everything that shapes an engine's output.
 ///
 /// The default is one-minute tumbling windows, a 5 s out-of-orderness delay, no allowed lateness,
@@ -145,6 +156,14 @@ impl EngineConfig {
                 slide_ms: slide,
             });
         }
+        let panes = size / gcd(size, slide);
+        if panes > MAX_PANES_PER_WINDOW {
+            return Err(ConfigError::TooManyPanes {
+                size_ms: size,
+                slide_ms: slide,
+                panes,
+            });
+        }
         if self.out_of_orderness_ms < 0 {
             return Err(ConfigError::Negative {
                 field: "out_of_orderness_ms",
@@ -207,6 +226,16 @@ pub enum ConfigError {
         /// The timeout given.
         key_idle_timeout_ms: i64,
     },
+    /// Size and slide cut each window into more than [`MAX_PANES_PER_WINDOW`] panes, which
+    /// would make every event's windows too costly to keep (`1d` every `1ms` is 86 million).
+    TooManyPanes {
+        /// The size given.
+        size_ms: i64,
+        /// The slide given.
+        slide_ms: i64,
+        /// Panes per window: size / gcd(size, slide).
+        panes: i64,
+    },
     /// A span exceeds [`SPAN_LIMIT_MS`].
     TooLarge {
         /// The field.
@@ -232,6 +261,15 @@ impl fmt::Display for ConfigError {
             ConfigError::Negative { field, value } => {
                 write!(f, "{field} must not be negative, got {value}")
             }
+            ConfigError::TooManyPanes {
+                size_ms,
+                slide_ms,
+                panes,
+            } => write!(
+                f,
+                "a {size_ms} ms window every {slide_ms} ms needs {panes} panes per window, more than \
+                 the {MAX_PANES_PER_WINDOW} allowed: choose a slide that divides the size into fewer parts"
+            ),
             ConfigError::NonPositiveKeyIdleTimeout {
                 key_idle_timeout_ms,
             } => write!(
@@ -296,6 +334,43 @@ mod tests {
         assert!(matches!(
             with_window(WindowSpec::Tumbling { size_ms: i64::MAX }).validate(),
             Err(ConfigError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_windows_cut_into_too_many_panes() {
+        let day = 86_400_000;
+        let err = with_window(WindowSpec::Sliding {
+            size_ms: day,
+            slide_ms: 1,
+        })
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::TooManyPanes {
+                size_ms: day,
+                slide_ms: 1,
+                panes: day
+            }
+        );
+        assert!(
+            err.to_string().contains("86400000 panes per window"),
+            "{err}"
+        );
+        // A slide that does not divide the size cuts panes of gcd(size, slide).
+        let ok = with_window(WindowSpec::Sliding {
+            size_ms: 60_000,
+            slide_ms: 7_000,
+        });
+        assert_eq!(ok.validate(), Ok(()), "gcd 1 s: 60 panes");
+        let fine = with_window(WindowSpec::Sliding {
+            size_ms: 60_000,
+            slide_ms: 10_001,
+        });
+        assert!(matches!(
+            fine.validate(),
+            Err(ConfigError::TooManyPanes { panes: 60_000, .. })
         ));
     }
 

@@ -12,7 +12,9 @@ use crate::Aggregator;
 use crate::config::{ConfigError, EVENT_TIME_LIMIT_MS, EngineConfig, WatermarkScope};
 use crate::key_state::{Firing, KeyState};
 use crate::output::{Counters, Emission, FiredWindow, Outcome};
-use crate::snapshot::{KeySnapshot, PartitionSnapshot, RestoreError};
+use crate::snapshot::{
+    KeySnapshot, PartitionChanges, PartitionMeta, PartitionSnapshot, RestoreError,
+};
 use crate::windows::Grid;
 
 /// A keyed event-time window engine over any number of source partitions.
@@ -71,6 +73,8 @@ struct Partition<K, Acc> {
     checked_activity: u64,
     inactive_since: Option<Instant>,
     idle: bool,
+    /// Keys whose state changed since the last `take_changes`, each once (`KeyState::changed`).
+    changed: Vec<K>,
 }
 
 impl<K: Ord, Acc> Partition<K, Acc> {
@@ -86,6 +90,7 @@ impl<K: Ord, Acc> Partition<K, Acc> {
             checked_activity: 0,
             inactive_since: None,
             idle: false,
+            changed: Vec::new(),
         }
     }
 
@@ -118,6 +123,14 @@ fn fired<K, Acc>(partition: u32, key: K, firing: Firing<Acc>) -> Emission<K, Acc
         acc: firing.acc,
         revision: firing.revision,
     })
+}
+
+/// Lists `key` among its partition's changed keys, once until the next `take_changes`.
+fn mark_changed<K: Clone, Acc>(changed: &mut Vec<K>, state: &mut KeyState<Acc>, key: &K) {
+    if !state.changed {
+        state.changed = true;
+        changed.push(key.clone());
+    }
 }
 
 /// Moves `(old, key)` to `(new, key)` in a timer set; `i64::MAX` means no entry.
@@ -226,6 +239,10 @@ where
                 true,
             ),
         };
+        if !state.changed {
+            state.changed = true;
+            part.changed.push(key.to_owned());
+        }
         let wm_before = match scope {
             WatermarkScope::Key => key_watermark(state, part.floor, delay),
             WatermarkScope::Partition => partition_wm_before,
@@ -247,7 +264,8 @@ where
         };
         state.max_seen = state.max_seen.max(t);
         state.heard_at = part.max_seen;
-        let revived = is_new || state.idle;
+        let resumed = state.idle;
+        let revived = is_new || resumed;
         state.idle = false;
         if scope == WatermarkScope::Key {
             let wm = key_watermark(state, part.floor, delay);
@@ -265,6 +283,13 @@ where
         if let Some(timeout) = idle_timeout
             && revived
         {
+            if resumed {
+                out.push(Emission::KeyResumed {
+                    partition,
+                    key: key.to_owned(),
+                    event_time_ms: t,
+                });
+            }
             part.idle_queue.insert((part.max_seen, key.to_owned()));
             if part.idle_due == i64::MAX {
                 part.refresh_idle_due(timeout);
@@ -349,6 +374,7 @@ where
             part.floor = i64::MAX;
             part.timers.clear();
             for (key, state) in &mut part.keys {
+                mark_changed(&mut part.changed, state, key);
                 state.advance(&self.grid, &self.aggregator, i64::MAX, &mut |f| {
                     out.push(fired(id, key.clone(), f))
                 });
@@ -473,6 +499,51 @@ where
         })
     }
 
+    /// What changed in `partition` since the previous call (or since it was added or restored):
+    /// the partition's meta record and a snapshot of each key whose state changed, sorted by
+    /// key. `None` if the engine has no state for the partition. A changelog that writes these at
+    /// each commit holds, per key, the same state [`snapshot`](Self::snapshot) would capture, at
+    /// a cost that follows the keys that changed rather than all keys.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use hr_window::{Aggregator, EngineConfig, PartitionSnapshot, WindowEngine};
+    /// # struct Count;
+    /// # impl Aggregator for Count {
+    /// #     type Input = ();
+    /// #     type Acc = u64;
+    /// #     fn create(&self) -> u64 { 0 }
+    /// #     fn add(&self, acc: &mut u64, _: &()) { *acc += 1 }
+    /// #     fn merge(&self, acc: &mut u64, other: &u64) { *acc += other }
+    /// # }
+    /// let mut engine = WindowEngine::<String, _>::new(EngineConfig::default(), Count)?;
+    /// let mut out = Vec::new();
+    /// engine.process(0, "p001", 10_000, &(), &mut out);
+    /// engine.process(0, "p002", 10_000, &(), &mut out);
+    /// assert_eq!(engine.take_changes(0).unwrap().keys.len(), 2);
+    /// engine.process(0, "p002", 11_000, &(), &mut out);
+    /// let changes = engine.take_changes(0).unwrap();
+    /// assert_eq!(changes.keys.len(), 1, "only p002 changed");
+    /// assert_eq!(changes.keys[0].key(), "p002");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn take_changes(&mut self, partition: u32) -> Option<PartitionChanges<K, A::Acc>> {
+        let part = self.partitions.get_mut(&partition)?;
+        let mut keys = Vec::with_capacity(part.changed.len());
+        for key in part.changed.drain(..) {
+            if let Some(state) = part.keys.get_mut(&key) {
+                state.changed = false;
+                keys.push(KeySnapshot::capture(key, state));
+            }
+        }
+        keys.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+        Some(PartitionChanges {
+            meta: PartitionMeta::new(&self.config, part.max_seen, part.floor),
+            keys,
+        })
+    }
+
     /// Replaces the state of `partition` with `snapshot`. In key and partition scope, replaying the
     /// partition's records after the snapshot point then reproduces an uninterrupted run exactly.
     ///
@@ -557,6 +628,7 @@ where
                 Emission::Fired(w) if w.revision == 0 => self.totals.fired += 1,
                 Emission::Fired(_) => self.totals.refired += 1,
                 Emission::KeyIdle { .. } => self.totals.idle += 1,
+                Emission::KeyResumed { .. } => {}
             }
         }
     }
@@ -580,6 +652,7 @@ fn fire_timers<K, A>(
             .keys
             .get_mut(&key)
             .expect("timers only name known keys");
+        mark_changed(&mut part.changed, state, &key);
         state.advance(grid, aggregator, wm, &mut |f| {
             out.push(fired(partition, key.clone(), f))
         });
@@ -621,6 +694,7 @@ fn detect_idle_keys<K, A>(
             continue;
         }
         state.idle = true;
+        mark_changed(&mut part.changed, state, &key);
         if scope == WatermarkScope::Key {
             state.floor = state.closing_floor(grid);
             let wm = key_watermark(state, part.floor, delay);

@@ -54,6 +54,8 @@ pub(crate) struct KeyState<Acc> {
     pub next_timer: i64,
     /// Reported idle and not heard from since.
     pub idle: bool,
+    /// Listed in its partition's changed keys since the last `take_changes`.
+    pub changed: bool,
 }
 
 impl<Acc: Clone> KeyState<Acc> {
@@ -67,6 +69,7 @@ impl<Acc: Clone> KeyState<Acc> {
             fired: VecDeque::new(),
             next_timer: i64::MAX,
             idle: false,
+            changed: false,
         }
     }
 

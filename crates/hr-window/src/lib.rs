@@ -77,8 +77,9 @@ mod windows;
 
 pub use aggregate::Aggregator;
 pub use config::{
-    ConfigError, EVENT_TIME_LIMIT_MS, EngineConfig, SPAN_LIMIT_MS, WatermarkScope, WindowSpec,
+    ConfigError, EVENT_TIME_LIMIT_MS, EngineConfig, MAX_PANES_PER_WINDOW, SPAN_LIMIT_MS,
+    WatermarkScope, WindowSpec,
 };
 pub use engine::WindowEngine;
 pub use output::{Counters, Emission, FiredWindow, Outcome};
-pub use snapshot::{PartitionSnapshot, RestoreError};
+pub use snapshot::{KeySnapshot, PartitionChanges, PartitionMeta, PartitionSnapshot, RestoreError};

@@ -38,6 +38,46 @@ pub enum Emission<K, Acc> {
         /// The largest event time the key ever sent.
         last_event_time_ms: i64,
     },
+    /// A key reported by [`Emission::KeyIdle`] sent a record again. Pushed by the call that
+    /// processes that record, before anything the record makes fire.
+    KeyResumed {
+        /// The partition the key lives in.
+        partition: u32,
+        /// The key.
+        key: K,
+        /// The event time of the record that ended the silence.
+        event_time_ms: i64,
+    },
+}
+
+impl<K, Acc> Emission<K, Acc> {
+    /// The key the emission is about.
+    pub fn key(&self) -> &K {
+        match self {
+            Emission::Fired(w) => &w.key,
+            Emission::KeyIdle { key, .. } | Emission::KeyResumed { key, .. } => key,
+        }
+    }
+
+    /// The partition whose state produced it.
+    pub fn partition(&self) -> u32 {
+        match self {
+            Emission::Fired(w) => w.partition,
+            Emission::KeyIdle { partition, .. } | Emission::KeyResumed { partition, .. } => {
+                *partition
+            }
+        }
+    }
+
+    /// Resumed notices come first (the record that ends a silence precedes what it fires), then
+    /// fired windows, then idle notices.
+    fn rank(&self) -> u8 {
+        match self {
+            Emission::KeyResumed { .. } => 0,
+            Emission::Fired(_) => 1,
+            Emission::KeyIdle { .. } => 2,
+        }
+    }
 }
 
 impl<K: Ord, Acc> Emission<K, Acc> {
@@ -48,20 +88,7 @@ impl<K: Ord, Acc> Emission<K, Acc> {
             (Emission::Fired(a), Emission::Fired(b)) => {
                 (a.end, &a.key, a.partition, a.start).cmp(&(b.end, &b.key, b.partition, b.start))
             }
-            (Emission::Fired(_), Emission::KeyIdle { .. }) => Ordering::Less,
-            (Emission::KeyIdle { .. }, Emission::Fired(_)) => Ordering::Greater,
-            (
-                Emission::KeyIdle {
-                    partition: pa,
-                    key: ka,
-                    ..
-                },
-                Emission::KeyIdle {
-                    partition: pb,
-                    key: kb,
-                    ..
-                },
-            ) => (ka, pa).cmp(&(kb, pb)),
+            (a, b) => (a.rank(), a.key(), a.partition()).cmp(&(b.rank(), b.key(), b.partition())),
         }
     }
 }

@@ -42,9 +42,86 @@ impl<K, Acc> PartitionSnapshot<K, Acc> {
     }
 }
 
+/// The partition-wide part of a [`PartitionSnapshot`]: the settings that give its state meaning,
+/// the partition's largest event time and its floor. A changelog stores it as one record per
+/// partition next to one [`KeySnapshot`] record per key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct KeySnapshot<K, Acc> {
+pub struct PartitionMeta {
+    window: WindowSpec,
+    out_of_orderness_ms: i64,
+    allowed_lateness_ms: i64,
+    scope: WatermarkScope,
+    max_event_time_ms: i64,
+    floor_ms: i64,
+}
+
+/// What changed in one partition since the previous [`crate::WindowEngine::take_changes`]: the
+/// partition's meta record and the snapshot of every key whose state changed (an event, a fired
+/// window, an idle notice). Restoring the meta with the latest snapshot of every key ever
+/// changed gives the same state as a whole [`PartitionSnapshot`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionChanges<K, Acc> {
+    /// The partition-wide record, always current.
+    pub meta: PartitionMeta,
+    /// The keys that changed, sorted by key.
+    pub keys: Vec<KeySnapshot<K, Acc>>,
+}
+
+impl<K, Acc> PartitionSnapshot<K, Acc> {
+    /// Assembles a snapshot from a meta record and key records, e.g. read back from a changelog
+    /// (the latest record of each key). Keys are sorted, so equal state gives equal bytes.
+    pub fn from_parts(meta: PartitionMeta, mut keys: Vec<KeySnapshot<K, Acc>>) -> Self
+    where
+        K: Ord,
+    {
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        PartitionSnapshot {
+            window: meta.window,
+            out_of_orderness_ms: meta.out_of_orderness_ms,
+            allowed_lateness_ms: meta.allowed_lateness_ms,
+            scope: meta.scope,
+            max_event_time_ms: meta.max_event_time_ms,
+            floor_ms: meta.floor_ms,
+            keys,
+        }
+    }
+
+    /// Splits a snapshot into its meta record and key records (the inverse of
+    /// [`from_parts`](Self::from_parts)).
+    pub fn into_parts(self) -> (PartitionMeta, Vec<KeySnapshot<K, Acc>>) {
+        (
+            PartitionMeta {
+                window: self.window,
+                out_of_orderness_ms: self.out_of_orderness_ms,
+                allowed_lateness_ms: self.allowed_lateness_ms,
+                scope: self.scope,
+                max_event_time_ms: self.max_event_time_ms,
+                floor_ms: self.floor_ms,
+            },
+            self.keys,
+        )
+    }
+}
+
+impl PartitionMeta {
+    pub(crate) fn new(config: &crate::EngineConfig, max_event_time_ms: i64, floor_ms: i64) -> Self {
+        PartitionMeta {
+            window: config.window,
+            out_of_orderness_ms: config.out_of_orderness_ms,
+            allowed_lateness_ms: config.allowed_lateness_ms,
+            scope: config.scope,
+            max_event_time_ms,
+            floor_ms,
+        }
+    }
+}
+
+/// The state of one key: its clock, idle bookkeeping, open panes and fired windows still within
+/// allowed lateness. Serialisable on its own, so a changelog can hold one record per key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySnapshot<K, Acc> {
     key: K,
     max_event_time_ms: i64,
     heard_at_ms: i64,
@@ -57,11 +134,21 @@ pub(crate) struct KeySnapshot<K, Acc> {
     fired: Vec<(i64, u32)>,
 }
 
-impl<K, Acc: Clone> KeySnapshot<K, Acc> {
-    pub(crate) fn key(&self) -> &K {
+impl<K, Acc> KeySnapshot<K, Acc> {
+    /// The key.
+    pub fn key(&self) -> &K {
         &self.key
     }
 
+    /// Whether the key holds nothing that can still fire or re-fire: no open pane and no fired
+    /// window within allowed lateness. Its clock still matters (a straggler older than it is
+    /// late), so such a key is kept, not forgotten.
+    pub fn is_quiet(&self) -> bool {
+        self.panes.is_empty() && self.fired.is_empty()
+    }
+}
+
+impl<K, Acc: Clone> KeySnapshot<K, Acc> {
     pub(crate) fn capture(key: K, state: &KeyState<Acc>) -> Self {
         KeySnapshot {
             key,
@@ -119,6 +206,7 @@ impl<K, Acc: Clone> KeySnapshot<K, Acc> {
                 .collect(),
             next_timer: i64::MAX,
             idle: self.idle,
+            changed: false,
         };
         state.next_timer = state.compute_next_timer(grid);
         Ok((self.key, state))

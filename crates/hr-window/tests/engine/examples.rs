@@ -236,6 +236,16 @@ fn a_silent_key_is_closed_and_reported_once_per_silence() {
             lateness_ms: 57_999
         }
     );
+    // Even a late record is a sign of life: the silence is over, said once.
+    assert_eq!(
+        out,
+        vec![Emission::KeyResumed {
+            partition: 0,
+            key: "a".to_owned(),
+            event_time_ms: 2_000
+        }]
+    );
+    out.clear();
     // Hearing from `a` re-arms it: silent again 30 s of partition time later (heard at 40 000).
     engine.process(0, "b", 70_001, &83, &mut out);
     assert_eq!(

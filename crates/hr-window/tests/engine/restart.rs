@@ -128,3 +128,48 @@ fn restore_refuses_panes_off_the_grid() {
         Err(hr_window::RestoreError::Corrupt { .. })
     ));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A changelog that keeps the latest record of every key `take_changes` ever reported, plus
+    /// the latest meta record, holds exactly the state of a whole snapshot: whatever the points
+    /// at which changes were taken, and in every scope.
+    #[test]
+    fn changed_keys_add_up_to_the_whole_snapshot(
+        (config, events, _) in restart_case(),
+        takes in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let mut engine = WindowEngine::<String, Collect>::new(config, Collect).unwrap();
+        let mut cuts: Vec<usize> = takes.iter().map(|i| i.index(events.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut log: std::collections::BTreeMap<(u32, String), String> = Default::default();
+        let mut metas: std::collections::BTreeMap<u32, String> = Default::default();
+        let mut take = |engine: &mut WindowEngine<String, Collect>| {
+            let ids: Vec<u32> = engine.partitions().collect();
+            for p in ids {
+                let changes = engine.take_changes(p).unwrap();
+                metas.insert(p, serde_json::to_string(&changes.meta).unwrap());
+                for key in changes.keys {
+                    log.insert((p, key.key().clone()), serde_json::to_string(&key).unwrap());
+                }
+            }
+        };
+        let mut done = 0;
+        for cut in cuts.into_iter().chain([events.len()]) {
+            feed(&mut engine, &events[done..cut]);
+            done = cut;
+            take(&mut engine);
+        }
+        for (p, whole) in snapshots_json(&engine) {
+            let keys = log
+                .iter()
+                .filter(|((q, _), _)| *q == p)
+                .map(|(_, json)| serde_json::from_str(json).unwrap())
+                .collect();
+            let meta = serde_json::from_str(&metas[&p]).unwrap();
+            let rebuilt: PartitionSnapshot<String, Vec<u64>> = PartitionSnapshot::from_parts(meta, keys);
+            prop_assert_eq!(serde_json::to_string(&rebuilt).unwrap(), whole);
+        }
+    }
+}

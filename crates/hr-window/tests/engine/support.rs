@@ -85,7 +85,7 @@ pub fn rows(out: &[Emission<u32, Vec<u64>>]) -> Vec<Row> {
                 ids.sort_unstable();
                 Some((*partition, *key, *start, *end, *revision, ids))
             }
-            Emission::KeyIdle { .. } => None,
+            Emission::KeyIdle { .. } | Emission::KeyResumed { .. } => None,
         })
         .collect()
 }
