@@ -102,7 +102,7 @@ fn stream(events: &[Event], window: hr_window::WindowSpec) -> Vec<String> {
                 w.revision,
                 &Thresholds::DEFAULT,
             )),
-            Emission::KeyIdle { .. } => None,
+            Emission::KeyIdle { .. } | Emission::KeyResumed { .. } => None,
         })
         .collect();
     alerts.sort_by(|a, b| {
