@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -81,4 +81,33 @@ pub async fn ensure_topics(
             Err((name, code)) => Err(KafkaError::Topic { topic: name, code }),
         })
         .collect()
+}
+
+/// The value of topic config `name` (e.g. `max.message.bytes`) of `topic`, as the broker reports
+/// it (its own default included); `None` when the broker reports no such config.
+///
+/// # Errors
+/// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::Topic`] when it
+/// refuses to describe the topic (e.g. it does not exist).
+pub async fn topic_config(
+    config: &ClientConfig,
+    topic: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<String>, KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let results = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+        .await?;
+    for r in results {
+        let resource = r.map_err(|code| KafkaError::Topic {
+            topic: topic.to_owned(),
+            code,
+        })?;
+        if let Some(entry) = resource.get(name) {
+            return Ok(entry.value.clone());
+        }
+    }
+    Ok(None)
 }

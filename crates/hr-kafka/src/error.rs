@@ -25,7 +25,61 @@ pub enum KafkaError {
         /// The first failure.
         first: String,
     },
+    /// An operation was asked for in a state that cannot serve it.
+    #[error("{0}")]
+    State(String),
     /// A test broker could not be found or started.
     #[error("no test broker: {0}")]
     NoBroker(String),
+}
+
+impl KafkaError {
+    /// The librdkafka error code, when there is one.
+    pub fn code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            KafkaError::Client(e) => e.rdkafka_error_code(),
+            KafkaError::Topic { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// An error after which this client, or the job, cannot go on: authentication or
+    /// authorization refused, a producer fenced by another with its transactional id, a topic
+    /// that no longer exists, or any error librdkafka itself marks fatal. Everything else
+    /// (brokers down, timeouts, rebalances, an aborted transaction) is ridden out.
+    pub fn is_fatal(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        if let KafkaError::Client(rdkafka::error::KafkaError::Transaction(e)) = self
+            && e.is_fatal()
+        {
+            return true;
+        }
+        matches!(
+            self.code(),
+            Some(
+                C::Authentication
+                    | C::SaslAuthenticationFailed
+                    | C::TopicAuthorizationFailed
+                    | C::GroupAuthorizationFailed
+                    | C::ClusterAuthorizationFailed
+                    | C::TransactionalIdAuthorizationFailed
+                    | C::ProducerFenced
+                    | C::Fenced
+                    | C::Fatal
+                    | C::UnknownTopic
+                    | C::UnknownTopicOrPartition
+                    | C::InvalidConfig
+                    | C::InvalidArgument
+            )
+        )
+    }
+
+    /// A record refused for its own size, so that a smaller stand-in can take its place.
+    pub fn is_record_too_large(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        matches!(
+            self.code(),
+            Some(C::MessageSizeTooLarge | C::InvalidRecord | C::MessageBatchTooLarge)
+        )
+    }
 }

@@ -2,6 +2,12 @@
 //!
 //! Every send is asynchronous; [`Sink::flush`] waits until librdkafka has an answer for each
 //! and reports how many failed, so the caller commits offsets only after its output is durable.
+//!
+//! A transactional sink ([`Sink::transactional`]) is always inside a transaction:
+//! [`Sink::commit`] puts the consumer's offsets into it (KIP-447: with the consumer's group
+//! metadata, so the group coordinator refuses a member that has lost its partitions), commits,
+//! and begins the next; [`Sink::abort`] throws the open one away. `read_committed` consumers see
+//! a transaction's records all at once or never.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,12 +16,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::collections::BTreeMap;
+
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Message};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::{KafkaError, client_config};
+use crate::{KafkaError, Source, client_config};
 
 /// Counts delivery reports so a flush can say whether everything arrived.
 #[derive(Default)]
@@ -50,6 +58,8 @@ impl ProducerContext for DeliveryLog {
 /// Where a dead or late record came from and why it was set aside.
 #[derive(Debug, Clone, Copy)]
 pub struct Diversion<'a> {
+    /// Further `hr.*` headers, e.g. the original size of a record replaced by a stand-in.
+    pub extra: &'a [(&'a str, &'a str)],
     /// Stable error code, e.g. `naive_timestamp` or `late`.
     pub code: &'a str,
     /// Human-readable reason.
@@ -68,6 +78,7 @@ pub struct Diversion<'a> {
 pub struct Sink {
     producer: ThreadedProducer<DeliveryLog>,
     sent: u64,
+    transactional: bool,
 }
 
 impl Sink {
@@ -85,7 +96,119 @@ impl Sink {
             cc.set(k, v);
         }
         let producer = cc.create_with_context(DeliveryLog::default())?;
-        Ok(Self { producer, sent: 0 })
+        Ok(Self {
+            producer,
+            sent: 0,
+            transactional: false,
+        })
+    }
+
+    /// A transactional producer with `transactional_id`, initialised (which fences any earlier
+    /// producer with the same id) and inside its first transaction.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when librdkafka rejects the configuration or the transaction
+    /// coordinator does not answer within `timeout`.
+    pub fn transactional(
+        bootstrap: &str,
+        overrides: &[(String, String)],
+        transactional_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let mut props = vec![("transactional.id".to_owned(), transactional_id.to_owned())];
+        props.extend(overrides.iter().cloned());
+        let mut sink = Self::new(bootstrap, &props)?;
+        sink.producer.init_transactions(timeout)?;
+        sink.producer.begin_transaction()?;
+        sink.transactional = true;
+        Ok(sink)
+    }
+
+    /// Whether this sink writes inside transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Commits the open transaction with `offsets` (partition of `source`'s topic → next offset
+    /// to read) as the group's committed offsets, then begins the next transaction. An empty
+    /// `offsets` commits the records alone.
+    ///
+    /// # Errors
+    /// The [`KafkaError`] of the step that failed. When it is not
+    /// [fatal](KafkaError::is_fatal), the caller may [`abort`](Self::abort) and redo the work.
+    pub fn commit(
+        &mut self,
+        source: &Source,
+        offsets: &BTreeMap<i32, i64>,
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        if !offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in offsets {
+                tpl.add_partition_offset(source.topic(), *p, Offset::Offset(*o))?;
+            }
+            let meta = source.group_metadata().ok_or_else(|| {
+                KafkaError::State("the consumer has no group metadata yet".into())
+            })?;
+            self.producer
+                .send_offsets_to_transaction(&tpl, &meta, timeout)?;
+        }
+        self.producer.commit_transaction(timeout)?;
+        self.take_failures();
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+
+    /// Aborts the open transaction (its records never become visible to `read_committed`
+    /// readers) and begins the next.
+    ///
+    /// # Errors
+    /// The [`KafkaError`] of the abort or the begin.
+    pub fn abort(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.abort_transaction(timeout)?;
+        // Records purged by the abort report failed deliveries that mean nothing now.
+        self.take_failures();
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+
+    fn take_failures(&self) -> Option<(u64, String)> {
+        let ctx = self.producer.context();
+        let failed = ctx.failed.swap(0, Ordering::Relaxed);
+        let first = ctx
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        (failed > 0).then_some((failed, first))
+    }
+
+    /// Queues a record to `topic`, to `partition` if given (else by key), with `value` `None`
+    /// for a tombstone and `timestamp_ms` as its Kafka timestamp if given.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the record cannot be queued, e.g. when it is larger than the
+    /// producer's `message.max.bytes` ([`KafkaError::is_record_too_large`]).
+    pub fn send_record(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        value: Option<&[u8]>,
+        timestamp_ms: Option<i64>,
+    ) -> Result<(), KafkaError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).key(key);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(t) = timestamp_ms {
+            record = record.timestamp(t);
+        }
+        self.send(record)
     }
 
     /// Queues one record, waiting while librdkafka's queue is full.
@@ -156,6 +279,12 @@ impl Sink {
                 key: "hr.source.offset",
                 value: Some(&offset),
             });
+        for (k, v) in why.extra {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
         if let Some((wm, late)) = why.lateness {
             headers = headers
                 .insert(Header {
@@ -178,7 +307,7 @@ impl Sink {
     ///
     /// # Errors
     /// [`KafkaError::Client`] when the wait times out; [`KafkaError::Delivery`] when any record
-    /// sent since the sink was created failed for good.
+    /// sent since the previous flush (or commit) failed for good.
     pub fn flush(&mut self, timeout: Duration) -> Result<(), KafkaError> {
         // rdkafka's `flush(timeout)` sleeps in 100 ms polls that, with the producer's own poll
         // thread taking every event, only ever time out: each flush took at least 100 ms. A
@@ -196,15 +325,7 @@ impl Sink {
                 Err(e) => return Err(e.into()),
             }
         }
-        let ctx = self.producer.context();
-        let failed = ctx.failed.load(Ordering::Relaxed);
-        if failed > 0 {
-            let first = ctx
-                .first_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-                .unwrap_or_default();
+        if let Some((failed, first)) = self.take_failures() {
             return Err(KafkaError::Delivery { failed, first });
         }
         Ok(())

@@ -44,12 +44,21 @@ pub enum RebalanceEvent {
     Revoked(Vec<i32>),
 }
 
+/// Called inside librdkafka's rebalance callback with the partitions about to be revoked, before
+/// the revocation completes: the place to commit work for them (Kafka Streams commits in
+/// `onPartitionsRevoked`). It runs on the polling thread and blocks that poll.
+pub type RevokeHook = Box<dyn Fn(&[i32]) + Send + Sync>;
+
 /// Collects rebalance notifications from librdkafka's callback for the poll loop to act on.
 #[derive(Default)]
 pub struct RebalanceLog {
     events: Mutex<Vec<RebalanceEvent>>,
     /// Set after each push, so the poll loop's per-record check is one atomic load, not a lock.
     pending: AtomicBool,
+    on_revoke: std::sync::OnceLock<RevokeHook>,
+    /// The last client-level error librdkafka reported (brokers down, transport), for a caller
+    /// that wants to say why it is waiting; cleared by [`Source::take_client_error`].
+    last_error: Mutex<Option<String>>,
 }
 
 impl RebalanceLog {
@@ -82,7 +91,14 @@ impl ClientContext for RebalanceLog {
             RdError::PartitionEOF(_) | RdError::Global(RDKafkaErrorCode::PartitionEOF)
         );
         if !eof {
-            tracing::error!("librdkafka: {error}: {reason}");
+            // Brokers going away and coming back are reported by the caller once per change of
+            // state; a line per librdkafka retry would flood the log.
+            tracing::debug!("librdkafka: {error}: {reason}");
+            *self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(format!("{error}: {reason}"));
         }
     }
 }
@@ -90,7 +106,11 @@ impl ClientContext for RebalanceLog {
 impl ConsumerContext for RebalanceLog {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            self.push(RebalanceEvent::Revoked(partitions(tpl)));
+            let ps = partitions(tpl);
+            if let Some(hook) = self.on_revoke.get() {
+                hook(&ps);
+            }
+            self.push(RebalanceEvent::Revoked(ps));
         }
     }
 
@@ -262,6 +282,69 @@ impl Source {
             }
         }
         events
+    }
+
+    /// Installs the hook called inside the rebalance callback before partitions are revoked
+    /// (once; later calls are ignored).
+    pub fn set_revoke_hook(&self, hook: RevokeHook) {
+        let _ = self.consumer.context().on_revoke.set(hook);
+    }
+
+    /// The consumer's group metadata (member id and generation), for a transactional producer
+    /// to commit offsets as this member; `None` before the consumer joined its group.
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// Moves the read position of an owned `partition` to `offset`: the next record polled from
+    /// it is the one at `offset`. Records polled before the call are not taken back.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when librdkafka refuses the seek (e.g. the partition is not owned).
+    pub fn seek(&self, partition: i32, offset: i64, timeout: Duration) -> Result<(), KafkaError> {
+        self.consumer
+            .seek(&self.topic, partition, Offset::Offset(offset), timeout)?;
+        Ok(())
+    }
+
+    /// The last client-level error librdkafka reported since the previous call, if any.
+    pub fn take_client_error(&self) -> Option<String> {
+        self.consumer
+            .context()
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Asks the cluster for the topic's metadata: `Ok` when a broker answers within `timeout`.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when no broker answers.
+    pub fn ping(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
+        Ok(())
+    }
+
+    /// The topic's partition ids, from the cluster's metadata.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when no broker answers within `timeout`; [`KafkaError::Topic`]
+    /// when the topic does not exist.
+    pub fn topic_partitions(&self, timeout: Duration) -> Result<Vec<i32>, KafkaError> {
+        let md = self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
+        let mut ids = Vec::new();
+        for t in md.topics() {
+            if let Some(err) = t.error() {
+                return Err(KafkaError::Topic {
+                    topic: self.topic.clone(),
+                    code: err.into(),
+                });
+            }
+            ids.extend(t.partitions().iter().map(|p| p.id()));
+        }
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// The partitions currently owned.

@@ -79,3 +79,100 @@ pub fn read_table(
     }
     Ok(table)
 }
+
+/// Reads single partitions of a compacted topic back as tables, with one consumer kept for every
+/// read (a restore on each assignment would otherwise pay for a new connection each time).
+///
+/// It reads with `isolation.level=read_committed` and without a consumer group: a transaction
+/// still open or aborted by a fenced writer is never restored.
+pub struct PartitionReader {
+    consumer: BaseConsumer<RebalanceLog>,
+    topic: String,
+}
+
+/// What [`PartitionReader::read`] found: the latest value per key, and what it took.
+#[derive(Debug, Default)]
+pub struct PartitionTable {
+    /// Latest value of each key (tombstones remove their key).
+    pub entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Records read, tombstones and superseded values included.
+    pub records: u64,
+    /// Key and value bytes read.
+    pub bytes: u64,
+}
+
+impl PartitionReader {
+    /// A reader of `topic`.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the consumer cannot be created.
+    pub fn new(
+        bootstrap: &str,
+        overrides: &[(String, String)],
+        topic: &str,
+    ) -> Result<Self, KafkaError> {
+        let mut cc = client_config(bootstrap, overrides);
+        cc.set("enable.auto.commit", "false")
+            .set("group.id", "hr-changelog-reader")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true");
+        Ok(Self {
+            consumer: cc.create_with_context(RebalanceLog::default())?,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Reads `partition` from its start to its end (its last stable offset) and returns the
+    /// latest value of each key.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the partition cannot be read, or its end is not reached within
+    /// `timeout`.
+    pub fn read(&self, partition: i32, timeout: Duration) -> Result<PartitionTable, KafkaError> {
+        let mut table = PartitionTable::default();
+        let (low, high) = self
+            .consumer
+            .fetch_watermarks(&self.topic, partition, timeout)?;
+        if high <= low {
+            return Ok(table);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, partition, Offset::Beginning)?;
+        self.consumer.assign(&tpl)?;
+        let deadline = Instant::now() + timeout;
+        let result = loop {
+            if Instant::now() > deadline {
+                break Err(KafkaError::Client(rdkafka::error::KafkaError::Global(
+                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                )));
+            }
+            let Some(msg) = self.consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                // With read_committed the end is the last stable offset: transaction markers
+                // take offsets too, so the last offset itself may never be delivered.
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) if p == partition => {
+                    break Ok(());
+                }
+                // Left over from an earlier read's partition.
+                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+                Err(e) => break Err(e.into()),
+            };
+            if msg.partition() != partition {
+                continue;
+            }
+            table.records += 1;
+            if let Some(k) = msg.key() {
+                table.bytes += (k.len() + msg.payload_len()) as u64;
+                match msg.payload() {
+                    Some(v) => table.entries.insert(k.to_vec(), v.to_vec()),
+                    None => table.entries.remove(k),
+                };
+            }
+        };
+        self.consumer.unassign()?;
+        result.map(|()| table)
+    }
+}
