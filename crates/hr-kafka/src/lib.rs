@@ -25,6 +25,8 @@
 #![deny(missing_docs)]
 
 mod admin;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod error;
 mod sink;
@@ -34,7 +36,7 @@ mod table;
 pub mod testkit;
 
 pub use admin::{TopicOutcome, TopicSpec, ensure_topics};
-pub use config::client_config;
+pub use config::{client_config, client_id};
 pub use error::KafkaError;
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
