@@ -291,6 +291,7 @@ fn recompute(args: RecomputeArgs) -> anyhow::Result<()> {
         thresholds: Thresholds {
             tachycardia_above: args.tachycardia_above,
             bradycardia_below: args.bradycardia_below,
+            ..Thresholds::DEFAULT
         },
         abnormal_only: args.abnormal_only,
     };

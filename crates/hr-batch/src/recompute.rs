@@ -174,7 +174,7 @@ pub fn read_readings(
 /// let alerts = hr_batch::window_alerts(readings, &opts)?;
 /// assert_eq!(
 ///     alerts[0].to_json(),
-///     r#"{"patient_id":"p1","window_start":0,"window_end":60000,"avg_hr":110.5,"min_hr":101,"max_hr":120,"count":2,"alert_type":"tachycardia","revision":0}"#
+///     r#"{"patient_id":"p1","window_start":0,"window_end":60000,"avg_hr":110.5,"min_hr":101,"max_hr":120,"count":2,"alert_type":"tachycardia","revision":0,"thresholds":{"tachycardia_above":100.0,"bradycardia_below":50.0,"min_readings":1}}"#
 /// );
 /// assert_eq!((alerts[1].window_start, alerts[1].alert_type.as_str()), (60_000, "normal"));
 /// # Ok(())

@@ -1,5 +1,5 @@
-//! Heart-rate events and alerts: what a reading is, when it is invalid and why, and what an
-//! alert says.
+//! Heart-rate events and alerts: what a reading is, when it is invalid and why, what an
+//! alert says, and when a run of alerts is an episode worth paging for.
 //!
 //! This is the leaf crate of hr-stream: pure types and functions with no I/O, no async and no
 //! Kafka, so every other crate (and any other project) can depend on it. It depends on serde,
@@ -22,6 +22,20 @@
 //! producer writes are converted by a few lines of calendar arithmetic that a property test
 //! holds to `time`'s answer; anything else, and every error, goes through `time`. Writing goes the other way without allocating:
 //! [`Event::write_json`] appends the seed's JSON shape to a reusable buffer.
+//!
+//! # Clinical alerting
+//!
+//! - [`Thresholds`] (validated by [`Thresholds::new`], refused with a [`ThresholdError`] that
+//!   names the field) hold the bpm limits and `min_readings`; [`classify_stats`] is the one
+//!   place a window is classified, as `insufficient_data` when it has too few readings.
+//!   Every [`Alert`] records the thresholds it was classified with.
+//! - [`parse_profile`] reads a `patient_profiles` record into a [`PatientProfile`];
+//!   [`ProfileTable`] is the topic as a table (tombstones included) and gives each patient's
+//!   effective thresholds, keeping the previous profile when a record is refused.
+//! - [`EpisodeTracker`] turns one patient's fired windows and signal-loss notices into
+//!   [`Episode`] records (`raised` / `cleared`) under an [`EpisodePolicy`]: a pager pages once
+//!   per episode. It is plain serde data, so it lives in the window state snapshot, and it
+//!   reads no clock, so a replay gives the same records byte for byte.
 //!
 //! # Example
 //! ```
@@ -71,16 +85,25 @@
 
 mod alert;
 mod duration;
+mod episode;
 mod error;
 mod event;
 mod parse;
+mod profile;
+mod thresholds;
 mod timestamp;
 
-pub use alert::{Alert, AlertType, HrStats, Thresholds, classify_window};
+pub use alert::{Alert, AlertType, HrStats, classify_stats, classify_window};
 pub use duration::{DurationError, parse_duration_ms};
+pub use episode::{
+    Episode, EpisodeKind, EpisodePolicy, EpisodePolicyError, EpisodeState, EpisodeTracker,
+    WindowOutcome,
+};
 pub use error::{Field, MAX_RAW_LEN, ParseError, ParseErrorKind};
 pub use event::Event;
 pub use parse::{Validation, parse_event};
+pub use profile::{PatientProfile, ProfileError, ProfileTable, parse_profile};
+pub use thresholds::{ThresholdError, ThresholdField, Thresholds};
 pub use timestamp::{
     MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_LEN, format_timestamp, parse_timestamp,
     write_timestamp,

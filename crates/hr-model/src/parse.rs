@@ -421,7 +421,7 @@ fn json_str<'a>(field: Field, raw: Option<&'a RawValue>) -> Result<Cow<'a, str>,
 
 /// The JSON type of a validated value's text, told apart by its first byte (and, for
 /// numbers, by whether it has a fraction or exponent).
-fn json_type(text: &str) -> &'static str {
+pub(crate) fn json_type(text: &str) -> &'static str {
     match text.as_bytes().first() {
         Some(b'"') => "string",
         Some(b'{') => "object",

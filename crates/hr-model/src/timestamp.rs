@@ -46,10 +46,10 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// assert_eq!(parse_timestamp("2025-11-19T07:15:23").unwrap_err().code(), "naive_timestamp");
 /// ```
 pub fn parse_timestamp(text: &str) -> Result<i64, ParseError> {
-    if let Some(ms) = common_shape_ms(text.as_bytes()) {
-        if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ms) {
-            return Ok(ms);
-        }
+    if let Some(ms) = common_shape_ms(text.as_bytes())
+        && (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ms)
+    {
+        return Ok(ms);
     }
     parse_timestamp_in_full(text)
 }
@@ -187,7 +187,9 @@ fn days_from_civil(year: u32, month: u8, day: u8) -> i64 {
 #[inline]
 fn days_in_month(year: u32, month: u8) -> u8 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
