@@ -60,6 +60,8 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
@@ -766,6 +768,88 @@ fn redact(raw: &str) -> String {
     }
 }
 
+/// Whether to write colour to `stream`: only a terminal, and never when `NO_COLOR` is set to
+/// anything non-empty (<https://no-color.org>).
+pub fn color_on(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A `tracing` filter that lets one event per cause through each second, so a client retrying a
+/// broker that is down (librdkafka logs each reconnect) cannot flood the log; the cause is the
+/// event's target and level plus its message with digits and any parenthesised detail left out
+/// (`Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT)`).
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let layer = tracing_subscriber::fmt::layer().with_filter(hr_kafka::cli::OncePerSecond::default());
+/// let _guard = tracing_subscriber::registry().with(layer).set_default();
+/// ```
+#[derive(Debug, Default)]
+pub struct OncePerSecond {
+    last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl OncePerSecond {
+    /// Whether an event of this `cause` may pass now (and, if so, remembers that it did).
+    fn admit(&self, cause: String) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last.get(&cause) {
+            Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(1) => false,
+            _ => {
+                if last.len() > 1024 {
+                    last.clear();
+                }
+                last.insert(cause, now);
+                true
+            }
+        }
+    }
+}
+
+/// The cause of a message: digits and `( ... )` details dropped.
+fn cause_of(message: &str) -> String {
+    let head = message.split(" (").next().unwrap_or(message);
+    head.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for OncePerSecond {
+    fn enabled(
+        &self,
+        _meta: &tracing::Metadata<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let meta = event.metadata();
+        self.admit(format!(
+            "{} {} {}",
+            meta.level(),
+            meta.target(),
+            cause_of(&m.0)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -1025,7 +1109,10 @@ patients = 999
             "{msg}"
         );
         let known = &msg[msg.find("(known:").unwrap()..];
-        assert!(!known.contains("config") && !known.contains("help"), "{msg}");
+        assert!(
+            !known.contains("config") && !known.contains("help"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -1152,5 +1239,21 @@ patients = 999
         .unwrap();
         assert_eq!(run_args(&p).group, "ward-3");
         assert_eq!(p.effective.file.as_deref(), Some(f.path()));
+    }
+
+    #[test]
+    fn a_repeated_cause_passes_once_a_second() {
+        let f = OncePerSecond::default();
+        let refused = |ms: u32| {
+            cause_of(&format!(
+                "localhost:9099/bootstrap: Connect to ipv4#127.0.0.1:9099 failed: Connection \
+                 refused (after {ms}ms in state CONNECT)"
+            ))
+        };
+        assert!(f.admit(refused(0)));
+        assert!(!f.admit(refused(3)), "same cause within a second");
+        assert!(f.admit("another cause".into()));
+        *f.last.lock().unwrap().get_mut(&refused(0)).unwrap() -= Duration::from_millis(1100);
+        assert!(f.admit(refused(7)), "a second later it is shown again");
     }
 }

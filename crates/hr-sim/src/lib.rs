@@ -64,7 +64,7 @@ pub use faults::{
 pub use patient::{Episode, EpisodeConfig, EpisodeKind, Patient};
 pub use run::{Pace, RunReport, run, wall_clock_ms};
 pub use sim::{ConfigError, Record, RecordRef, SimConfig, Simulation, patient_id};
-pub use sink::{Delivery, JsonLinesSink, KafkaSink, Sink, SinkError, producer_config};
+pub use sink::{Delivery, JsonLinesSink, KafkaSink, Sink, SinkError, producer_settings};
 pub use truth::{EpisodeTruth, GroundTruth, PatientTruth, Silence};
 
 use hr_model::Event;

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use hr_kafka::cli::KafkaArgs;
 use hr_sim::{
     EpisodeConfig, FaultConfig, JsonLinesSink, KafkaSink, MalformedKind, Pace, RunReport,
-    SimConfig, Simulation, Sink, producer_config, run, wall_clock_ms,
+    SimConfig, Simulation, Sink, SinkError, run, wall_clock_ms,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
@@ -77,15 +78,8 @@ struct Args {
     /// JSON-lines file for `--output file`.
     #[arg(long, default_value = "heart_rate_events.jsonl", env = "HR_SIM_FILE")]
     file: PathBuf,
-    /// Kafka bootstrap servers.
-    #[arg(
-        short,
-        long,
-        alias = "bootstrap",
-        default_value = "localhost:9092",
-        env = "HR_BOOTSTRAP_SERVERS"
-    )]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// Kafka topic.
     #[arg(
         short,
@@ -94,9 +88,6 @@ struct Args {
         env = "HR_INPUT_TOPIC"
     )]
     topic: String,
-    /// librdkafka producer property, e.g. `-X linger.ms=50`; repeatable, applied last.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
-    properties: Vec<(String, String)>,
     /// Write the ground truth (episodes, silences, skews, fault counts) to this JSON file.
     #[arg(long, value_name = "PATH")]
     truth: Option<PathBuf>,
@@ -222,13 +213,6 @@ enum Output {
     File,
 }
 
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
-    Ok((k.trim().to_owned(), v.trim().to_owned()))
-}
-
 fn parse_start(s: &str) -> Result<i64, String> {
     let t = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|e| format!("not an RFC 3339 date-time with offset ({e})"))?;
@@ -284,21 +268,47 @@ impl Args {
     }
 }
 
+/// How long hr-sim waits for the broker's first answer before it reports it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+/// After Ctrl-C, how long outstanding records may take to be acknowledged (the user asked to
+/// stop: with the broker down they would otherwise wait for librdkafka's 5 minutes).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match real_main(Args::parse()) {
+    init_logging();
+    let args = hr_kafka::cli::parse::<Args>("sim").args;
+    match real_main(args) {
         Ok(code) => code,
+        // `hr-sim --output stdout | head`: the reader has all it wanted.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("hr-sim: error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs on standard error, coloured only on a terminal without `NO_COLOR`; a message repeated
+/// for the same cause (librdkafka retrying a broker that is down) at most once a second.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(io::stderr)
+        .with_ansi(hr_kafka::cli::color_on(&io::stderr()))
+        .with_filter(filter)
+        .with_filter(hr_kafka::cli::OncePerSecond::default());
+    tracing_subscriber::registry().with(layer).init();
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || matches!(e.downcast_ref::<SinkError>(), Some(SinkError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn real_main(args: Args) -> anyhow::Result<ExitCode> {
@@ -307,12 +317,22 @@ fn real_main(args: Args) -> anyhow::Result<ExitCode> {
         None => (wall_clock_ms(), Pace::RealTime),
     };
     let mut sim = Simulation::new(args.sim_config(start_ms)).context("invalid simulation")?;
-    let stop = stop_on_signal();
 
+    let stop = stop_on_signal();
     let mut sink: Box<dyn Sink> = match args.output {
         Output::Kafka => {
-            let config = producer_config(&args.bootstrap_servers, &args.properties);
-            Box::new(KafkaSink::new(&config, &args.topic).context("creating the producer")?)
+            let properties = args.kafka.properties("hr-sim");
+            // One line naming the address, then exit 1: a one-shot command should not retry a
+            // broker that is not there while librdkafka logs each attempt.
+            let probe = hr_kafka::client_config(&args.kafka.bootstrap, &properties);
+            if let Err(error) = hr_kafka::probe(&probe, CONNECT_TIMEOUT) {
+                eprintln!("hr-sim: error: {error}");
+                return Ok(ExitCode::FAILURE);
+            }
+            let sink = KafkaSink::new(&args.kafka.bootstrap, &properties, &args.topic)
+                .context("creating the producer")?
+                .with_stop(Arc::clone(&stop), STOP_GRACE);
+            Box::new(sink)
         }
         Output::Stdout => Box::new(JsonLinesSink::new(BufWriter::new(io::stdout().lock()))),
         Output::File => {
@@ -353,8 +373,9 @@ fn real_main(args: Args) -> anyhow::Result<ExitCode> {
     print_summary(&report, pace);
     if report.delivery.failed > 0 {
         eprintln!(
-            "hr-sim: {} records failed delivery (first: {}).",
+            "hr-sim: {} reading(s) were not delivered to {} (first: {}).",
             report.delivery.failed,
+            args.kafka.bootstrap,
             report.delivery.first_error.as_deref().unwrap_or("unknown")
         );
         return Ok(ExitCode::FAILURE);
@@ -432,8 +453,16 @@ fn stop_on_signal() -> Arc<AtomicBool> {
                 #[cfg(not(unix))]
                 let _ = tokio::signal::ctrl_c().await;
             });
-            tracing::info!("Stopping: flushing and writing the ground truth.");
+            tracing::info!(
+                "Stopping: flushing and writing the ground truth (Ctrl-C again to quit now)."
+            );
             flag.store(true, Ordering::Relaxed);
+            // A second signal means now: nothing more is flushed.
+            runtime.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            eprintln!("hr-sim: interrupted again; exiting without flushing.");
+            std::process::exit(130);
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "No signal handling: Ctrl-C will not flush.");
@@ -478,7 +507,7 @@ mod tests {
             "0.1",
         ]);
         assert_eq!(args.start, Some(1_763_532_000_000));
-        assert_eq!(args.properties, [("acks".to_owned(), "1".to_owned())]);
+        assert_eq!(args.kafka.property, [("acks".to_owned(), "1".to_owned())]);
         let config = args.sim_config(args.start.unwrap());
         assert_eq!(config.faults.clock_skew, [("p002".to_owned(), -90_000)]);
         assert_eq!(

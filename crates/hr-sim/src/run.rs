@@ -88,12 +88,12 @@ pub fn run<S: Sink + ?Sized>(
         }
         sink.send(record.key, record.payload)?;
         records += 1;
-        if records % PROGRESS_EVERY == 0 || pace == Pace::RealTime {
+        if records.is_multiple_of(PROGRESS_EVERY) || pace == Pace::RealTime {
             if stop.load(Ordering::Relaxed) {
                 stopped = true;
                 break;
             }
-            if records % PROGRESS_EVERY == 0 {
+            if records.is_multiple_of(PROGRESS_EVERY) {
                 progress(sim);
             }
         }

@@ -1,15 +1,10 @@
 //! Where records go: Kafka, or JSON lines on any writer (stdout, a file).
 
 use std::io::{self, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hr_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use hr_kafka::rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext,
-};
-use hr_kafka::rdkafka::{ClientConfig, ClientContext};
 use thiserror::Error;
 
 /// A record destination.
@@ -57,7 +52,7 @@ pub enum SinkError {
     Io(#[from] io::Error),
     /// The Kafka producer refused a record or could not be created.
     #[error("Kafka producer error")]
-    Kafka(#[from] KafkaError),
+    Kafka(#[from] hr_kafka::KafkaError),
 }
 
 /// JSON lines: one record per line, keys dropped (each payload carries its `patient_id`).
@@ -100,28 +95,18 @@ impl<W: Write> Sink for JsonLinesSink<W> {
     }
 }
 
-/// The producer settings hr-sim uses unless `overrides` says otherwise, then `overrides`.
+/// The producer settings hr-sim adds to hr-kafka's [`Sink`](hr_kafka::Sink) defaults
+/// (idempotent, acks=all, lz4), before the user's `-X` properties:
 ///
-/// - `enable.idempotence=true`: a retried batch is not written twice, so the only duplicates in
-///   the topic are the ones injected on purpose (and counted);
-/// - `delivery.report.only.error=true`: only failures come back as delivery reports (a success
-///   is a record flushed without one), which spares the producer a callback per record;
-/// - `compression.type=lz4`, `linger.ms=20`, `batch.size=1000000`, `batch.num.messages=100000`
-///   and a 1M-message local queue: big compressed batches for preloading;
+/// - `linger.ms=20`, `batch.size=1000000`, `batch.num.messages=100000` and a 1M-message local
+///   queue: big compressed batches for preloading;
 /// - `partitioner=murmur2_random`: the partition of a key is the one the Java client (and so
 ///   Flink and Kafka Streams) would pick, so every tool agrees where a patient lives.
 ///
-/// # Example
-/// ```
-/// let cfg = hr_sim::producer_config("localhost:9092", &[("linger.ms".into(), "0".into())]);
-/// assert_eq!(cfg.get("compression.type"), Some("lz4"));
-/// assert_eq!(cfg.get("linger.ms"), Some("0"));
-/// ```
-pub fn producer_config(bootstrap: &str, overrides: &[(String, String)]) -> ClientConfig {
-    let mut settings: Vec<(String, String)> = [
-        ("enable.idempotence", "true"),
-        ("delivery.report.only.error", "true"),
-        ("compression.type", "lz4"),
+/// Idempotence means a retried batch is not written twice, so the only duplicates in the topic
+/// are the ones injected on purpose (and counted).
+pub fn producer_settings() -> Vec<(String, String)> {
+    [
         ("linger.ms", "20"),
         ("batch.size", "1000000"),
         ("batch.num.messages", "100000"),
@@ -130,70 +115,39 @@ pub fn producer_config(bootstrap: &str, overrides: &[(String, String)]) -> Clien
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    settings.extend_from_slice(overrides);
-    hr_kafka::client_config(bootstrap, &settings)
+    .collect()
 }
 
-/// Counts delivery reports; the producer calls it from `poll`.
-#[derive(Default)]
-struct Counting {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for Counting {}
-
-impl ProducerContext for Counting {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((error, _)) => {
-                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::error!(%error, "Delivery failed.");
-                    *self.first_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(error.to_string());
-                }
-            }
-        }
-    }
-}
-
-/// Serve delivery reports every this many sends: often enough that the local queue drains,
-/// rarely enough that polling costs nothing per record.
-const POLL_EVERY: u32 = 1024;
-
-/// Records to a Kafka topic, keyed by patient id, through a librdkafka producer.
+/// Records to a Kafka topic, keyed by patient id, through hr-kafka's producer.
 ///
 /// The record's Kafka timestamp is left to the producer (the send time): the event time lives in
 /// the JSON, and stamping a preload's simulated past into Kafka would let retention delete it
 /// on arrival.
 pub struct KafkaSink {
-    producer: BaseProducer<Counting>,
+    producer: hr_kafka::Sink,
     topic: String,
-    sent: u64,
-    unpolled: u32,
     flush_timeout: Duration,
+    stop: Option<(Arc<AtomicBool>, Duration)>,
 }
 
 impl KafkaSink {
-    /// A producer for `topic` built from `config` (see [`producer_config`]).
+    /// A producer for `topic` at `bootstrap`: [`producer_settings`], then `properties` (which
+    /// win).
     ///
     /// # Errors
     /// [`SinkError::Kafka`] if librdkafka rejects the configuration.
-    pub fn new(config: &ClientConfig, topic: &str) -> Result<Self, SinkError> {
-        let producer = config.create_with_context(Counting::default())?;
+    pub fn new(
+        bootstrap: &str,
+        properties: &[(String, String)],
+        topic: &str,
+    ) -> Result<Self, SinkError> {
+        let mut settings = producer_settings();
+        settings.extend_from_slice(properties);
         Ok(Self {
-            producer,
+            producer: hr_kafka::Sink::new(bootstrap, &settings)?,
             topic: topic.to_owned(),
-            sent: 0,
-            unpolled: 0,
             flush_timeout: Duration::from_secs(60),
+            stop: None,
         })
     }
 
@@ -202,63 +156,42 @@ impl KafkaSink {
         self.flush_timeout = timeout;
         self
     }
+
+    /// Once `stop` is set (Ctrl-C), [`finish`](Sink::finish) waits at most `grace`: the user
+    /// asked to quit, and with the broker down the records would never be acknowledged.
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>, grace: Duration) -> Self {
+        self.stop = Some((stop, grace));
+        self
+    }
 }
 
 impl Sink for KafkaSink {
     fn send(&mut self, key: &str, payload: &[u8]) -> Result<(), SinkError> {
-        loop {
-            let record = BaseRecord::to(&self.topic).key(key).payload(payload);
-            match self.producer.send(record) {
-                Ok(()) => break,
-                // The local queue is full: wait for the broker to acknowledge some batches. This
-                // is the back-pressure that paces a preload to what the broker can take.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(5));
-                }
-                Err((error, _)) => return Err(error.into()),
-            }
-        }
-        self.sent += 1;
-        self.unpolled += 1;
-        if self.unpolled >= POLL_EVERY {
-            self.producer.poll(Duration::ZERO);
-            self.unpolled = 0;
-        }
-        Ok(())
-    }
-
-    fn idle(&mut self) -> Result<(), SinkError> {
-        self.producer.poll(Duration::ZERO);
-        self.unpolled = 0;
+        // Every payload is JSON text, malformed ones included (they are text a parser rejects).
+        let json = std::str::from_utf8(payload)
+            .map_err(|e| SinkError::Io(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        // A full local queue blocks here until the broker acknowledges some batches: the
+        // back-pressure that paces a preload to what the broker can take.
+        self.producer.send_alert(&self.topic, key, json)?;
         Ok(())
     }
 
     fn finish(&mut self) -> Result<Delivery, SinkError> {
-        let unflushed = match self.producer.flush(self.flush_timeout) {
-            Ok(()) => 0,
-            Err(error) => {
-                tracing::error!(%error, "Flush gave up with records outstanding.");
-                u64::try_from(self.producer.in_flight_count()).unwrap_or(0)
-            }
+        let timeout = match &self.stop {
+            Some((stop, grace)) if stop.load(Ordering::Relaxed) => self.flush_timeout.min(*grace),
+            _ => self.flush_timeout,
         };
-        let ctx = self.producer.context();
-        let failed = ctx.failed.load(Ordering::Relaxed) + unflushed;
-        let mut first_error = ctx
-            .first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if first_error.is_none() && unflushed > 0 {
-            first_error = Some(format!(
-                "{unflushed} records unacknowledged at flush timeout"
-            ));
-        }
-        // A flush returns once every record has been acknowledged or reported as failed, so
-        // with error-only reports the rest were delivered; with full reports, they were counted.
-        let delivered = ctx
-            .delivered
-            .load(Ordering::Relaxed)
-            .max(self.sent.saturating_sub(failed));
+        let outcome = self.producer.flush(timeout);
+        let (sent, delivered) = self.producer.progress();
+        let failed = sent.saturating_sub(delivered);
+        let first_error = match outcome {
+            Ok(()) => None,
+            Err(hr_kafka::KafkaError::Delivery { first, .. }) => Some(first),
+            Err(error) => Some(format!(
+                "{failed} record(s) unacknowledged when the flush gave up after {:.0} s ({error})",
+                timeout.as_secs_f64()
+            )),
+        };
         Ok(Delivery {
             delivered,
             failed,
@@ -282,28 +215,46 @@ mod tests {
     }
 
     #[test]
-    fn overrides_win_over_defaults() {
-        let cfg = producer_config("b:9092", &[("compression.type".into(), "zstd".into())]);
-        assert_eq!(cfg.get("compression.type"), Some("zstd"));
-        assert_eq!(cfg.get("enable.idempotence"), Some("true"));
-        assert_eq!(cfg.get("bootstrap.servers"), Some("b:9092"));
-    }
-
-    #[test]
     fn unreachable_broker_counts_every_record_as_failed() {
         // Port 1 refuses connections; a short message timeout turns that into delivery failures.
-        let cfg = producer_config(
+        let mut sink = KafkaSink::new(
             "127.0.0.1:1",
             &[("message.timeout.ms".into(), "300".into())],
-        );
-        let mut sink = KafkaSink::new(&cfg, "t")
-            .unwrap()
-            .with_flush_timeout(Duration::from_secs(10));
+            "t",
+        )
+        .unwrap()
+        .with_flush_timeout(Duration::from_secs(10));
         for _ in 0..5 {
             sink.send("p001", b"{}").unwrap();
         }
         let d = sink.finish().unwrap();
         assert_eq!((d.delivered, d.failed), (0, 5));
         assert!(d.first_error.is_some());
+    }
+
+    #[test]
+    fn after_a_stop_request_finish_gives_up_within_the_grace() {
+        // Nothing listens on port 1, and librdkafka would keep the records for 5 minutes.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = KafkaSink::new("127.0.0.1:1", &[], "t")
+            .unwrap()
+            .with_stop(Arc::clone(&stop), Duration::from_millis(500));
+        for _ in 0..7 {
+            sink.send("p001", b"{}").unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let d = sink.finish().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((d.delivered, d.failed), (0, 7));
+        assert!(
+            d.first_error
+                .unwrap()
+                .contains("7 record(s) unacknowledged")
+        );
     }
 }

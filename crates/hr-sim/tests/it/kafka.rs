@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hr_kafka::rdkafka::Message;
 use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
-use hr_sim::{FaultConfig, KafkaSink, Pace, SimConfig, Simulation, producer_config, run};
+use hr_sim::{FaultConfig, KafkaSink, Pace, SimConfig, Simulation, run};
 
 /// The shared test broker and a fresh topic for this test.
 mod broker {
@@ -35,7 +35,7 @@ fn records_are_keyed_by_patient_and_readable() {
         ..SimConfig::default()
     };
     let mut sim = Simulation::new(config.clone()).unwrap();
-    let mut sink = KafkaSink::new(&producer_config(&bootstrap, &[]), &topic).unwrap();
+    let mut sink = KafkaSink::new(&bootstrap, &[], &topic).unwrap();
     let report = run(
         &mut sim,
         &mut sink,
