@@ -1,73 +1,7 @@
 //! Alert episodes: one `raised` and one `cleared` record per run of abnormal windows, so a
 //! pager pages once per episode instead of once per window.
 //!
-//! [`EpisodeTracker`] is one patient's state machine. It is plain data (serde, `Clone`,
-//! `PartialEq`) so it can live in the window state snapshot and the changelog; restoring it
-//! and feeding it the rest of the input gives exactly the records of an uninterrupted run.
-//! It reads no clock: every time in a record comes from its input.
-//!
-//! # Rules
-//!
-//! Windows are counted in the order they fire, and only first firings count:
-//!
-//! - A tachycardia or bradycardia episode is **raised** by the
-//!   [`raise_after`](EpisodePolicy::raise_after)-th consecutive window of that type; a window
-//!   of any other classification resets the count. At most one of the two is open at a time.
-//! - An open episode is **cleared** by the [`clear_after`](EpisodePolicy::clear_after)-th
-//!   consecutive `normal` window. If instead `raise_after` consecutive windows of the *other*
-//!   type arrive, the window that raises the new episode also clears the old one (the cleared
-//!   record comes first): the patient's condition changed, and the pager should say so.
-//! - `insufficient_data` windows are skipped, as if they had not fired: they neither count
-//!   towards raising or clearing nor break a run. Too few readings say nothing about the
-//!   patient, which is also why windows that never fire (no readings at all) break nothing.
-//!   For the same reason a signal-loss gap between two windows does not break a run.
-//! - A window re-fired by allowed lateness (`revision > 0`) is ignored: the pager has acted on
-//!   the first firing, and counting the window twice would shorten the hysteresis. So is a
-//!   window that does not end after the last one counted (a duplicate delivered again after a
-//!   restart), so feeding the same window twice is harmless.
-//! - **Signal loss** is an episode of its own, independent of the rate episode (both can be
-//!   open): raised by [`EpisodeTracker::on_signal_lost`], cleared by
-//!   [`EpisodeTracker::on_signal_restored`]; a repeated notice changes nothing.
-//!
-//! # Records
-//!
-//! An [`Episode`]'s `window_start`/`window_end` are those of the window that raised or cleared
-//! it. For signal loss they are the gap: `window_start` is the patient's last reading before
-//! the loss in both records; `window_end` is the event time the loss was declared at in the
-//! `raised` record and the restoring reading's time in the `cleared` one.
-//!
-//! `episode_id` is `"{patient_id}:{kind}:{onset_ms}"`, where `onset_ms` is the start of the
-//! run's first window (for signal loss: the last reading's time, see
-//! [`EpisodeTracker::on_signal_lost`] for the one exception), so a replay gives the same
-//! ids. Within one patient and kind an onset belongs to one episode only, and a kind and a
-//! number cannot contain `:`, so the id splits back from the right even if the patient id has
-//! colons.
-//!
-//! # Example
-//! ```
-//! use hr_model::{AlertType, EpisodePolicy, EpisodeState, EpisodeTracker, WindowOutcome};
-//!
-//! let policy = EpisodePolicy::new(2, 2)?;
-//! let mut tracker = EpisodeTracker::new();
-//! let window = |i: i64, alert_type, avg_hr| WindowOutcome {
-//!     window_start: i * 60_000,
-//!     window_end: (i + 1) * 60_000,
-//!     alert_type,
-//!     avg_hr,
-//!     revision: 0,
-//! };
-//! assert!(tracker.on_window("p1", &window(0, AlertType::Tachycardia, 130.0), &policy).is_empty());
-//! let raised = tracker.on_window("p1", &window(1, AlertType::Tachycardia, 142.5), &policy);
-//! assert_eq!(raised[0].state, EpisodeState::Raised);
-//! assert_eq!(raised[0].episode_id, "p1:tachycardia:0");
-//! assert_eq!(raised[0].to_json(), r#"{"patient_id":"p1","episode_id":"p1:tachycardia:0","state":"raised","kind":"tachycardia","window_start":60000,"window_end":120000,"extreme_avg_hr":142.5}"#);
-//!
-//! assert!(tracker.on_window("p1", &window(2, AlertType::Normal, 80.0), &policy).is_empty());
-//! let cleared = tracker.on_window("p1", &window(3, AlertType::Normal, 78.0), &policy);
-//! assert_eq!((cleared[0].state, cleared[0].window_start), (EpisodeState::Cleared, 180_000));
-//! assert_eq!(cleared[0].episode_id, "p1:tachycardia:0");
-//! # Ok::<(), hr_model::EpisodePolicyError>(())
-//! ```
+//! See [`EpisodeTracker`] for the rules and [`Episode`] for the records.
 
 use std::fmt;
 
@@ -215,8 +149,8 @@ impl fmt::Display for EpisodeState {
     }
 }
 
-/// One record of `heart_rate_episodes` (key = `patient_id`). See the [module docs](self) for
-/// what the window fields and the id hold.
+/// One record of `heart_rate_episodes` (key = `patient_id`). See [`EpisodeTracker`] (Records)
+/// for what the window fields and the id hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Episode {
     /// The patient.
@@ -272,7 +206,77 @@ impl From<&Alert> for WindowOutcome {
     }
 }
 
-/// One patient's episode state. See the [module docs](self) for the rules.
+/// One patient's episode state machine.
+///
+/// It is plain data (serde, `Clone`, `PartialEq`) so it can live in the window state snapshot
+/// and the changelog; restoring it and feeding it the rest of the input gives exactly the
+/// records of an uninterrupted run. It reads no clock: every time in a record comes from its
+/// input.
+///
+/// # Rules
+///
+/// Windows are counted in the order they fire, and only first firings count:
+///
+/// - A tachycardia or bradycardia episode is **raised** by the
+///   [`raise_after`](EpisodePolicy::raise_after)-th consecutive window of that type; a window
+///   of any other classification resets the count. At most one of the two is open at a time.
+/// - An open episode is **cleared** by the [`clear_after`](EpisodePolicy::clear_after)-th
+///   consecutive `normal` window. If instead `raise_after` consecutive windows of the *other*
+///   type arrive, the window that raises the new episode also clears the old one (the cleared
+///   record comes first): the patient's condition changed, and the pager should say so.
+/// - `insufficient_data` windows are skipped, as if they had not fired: they neither count
+///   towards raising or clearing nor break a run. Too few readings say nothing about the
+///   patient, which is also why windows that never fire (no readings at all) break nothing.
+///   For the same reason a signal-loss gap between two windows does not break a run.
+/// - A window re-fired by allowed lateness (`revision > 0`) is ignored: the pager has acted on
+///   the first firing, and counting the window twice would shorten the hysteresis. So is a
+///   window that does not end after the last one counted (a duplicate delivered again after a
+///   restart), so feeding the same window twice is harmless.
+/// - **Signal loss** is an episode of its own, independent of the rate episode (both can be
+///   open): raised by [`EpisodeTracker::on_signal_lost`], cleared by
+///   [`EpisodeTracker::on_signal_restored`]; a repeated notice changes nothing.
+///
+/// # Records
+///
+/// An [`Episode`]'s `window_start`/`window_end` are those of the window that raised or cleared
+/// it. For signal loss they are the gap: `window_start` is the patient's last reading before
+/// the loss in both records; `window_end` is the event time the loss was declared at in the
+/// `raised` record and the restoring reading's time in the `cleared` one.
+///
+/// `episode_id` is `"{patient_id}:{kind}:{onset_ms}"`, where `onset_ms` is the start of the
+/// run's first window (for signal loss: the last reading's time, see
+/// [`EpisodeTracker::on_signal_lost`] for the one exception), so a replay gives the same
+/// ids. Within one patient and kind an onset belongs to one episode only, and a kind and a
+/// number cannot contain `:`, so the id splits back from the right even if the patient id has
+/// colons.
+///
+/// # Example
+/// ```
+/// use hr_model::{AlertType, EpisodePolicy, EpisodeState, EpisodeTracker, WindowOutcome};
+///
+/// let policy = EpisodePolicy::new(2, 2)?;
+/// let mut tracker = EpisodeTracker::new();
+/// let window = |i: i64, alert_type, avg_hr| WindowOutcome {
+///     window_start: i * 60_000,
+///     window_end: (i + 1) * 60_000,
+///     alert_type,
+///     avg_hr,
+///     revision: 0,
+/// };
+/// assert!(tracker.on_window("p1", &window(0, AlertType::Tachycardia, 130.0), &policy).is_empty());
+/// let raised = tracker.on_window("p1", &window(1, AlertType::Tachycardia, 142.5), &policy);
+/// assert_eq!(raised[0].state, EpisodeState::Raised);
+/// assert_eq!(raised[0].episode_id, "p1:tachycardia:0");
+/// assert_eq!(raised[0].to_json(), r#"{"patient_id":"p1","episode_id":"p1:tachycardia:0","state":"raised","kind":"tachycardia","window_start":60000,"window_end":120000,"extreme_avg_hr":142.5}"#);
+///
+/// assert!(tracker.on_window("p1", &window(2, AlertType::Normal, 80.0), &policy).is_empty());
+/// let cleared = tracker.on_window("p1", &window(3, AlertType::Normal, 78.0), &policy);
+/// assert_eq!((cleared[0].state, cleared[0].window_start), (EpisodeState::Cleared, 180_000));
+/// assert_eq!(cleared[0].episode_id, "p1:tachycardia:0");
+/// # Ok::<(), hr_model::EpisodePolicyError>(())
+/// ```
+///
+/// # State
 ///
 /// The patient id and the [`EpisodePolicy`] are passed to each call rather than stored, so a
 /// snapshot holds only what the input has changed, and a tracker restored under a different

@@ -190,7 +190,7 @@ pub enum ProfileError {
     /// Each field is fine on its own, but the thresholds they give are not: tachycardia not
     /// above bradycardia, within the profile or once merged with the defaults.
     #[error("profile gives invalid thresholds: {0}")]
-    Thresholds(#[source] ThresholdError),
+    Thresholds(ThresholdError),
     /// The record's key is not a patient id: empty, blank or not UTF-8.
     #[error("profile key is not a patient id (empty, blank or not UTF-8): {raw}")]
     InvalidKey {
