@@ -1,26 +1,34 @@
 //! The hr-stream service as a library: Kafka readings to windowed heart-rate alerts.
 //!
-//! [`job::run`] is the whole streaming job on the calling thread; the binary only turns flags
-//! into a [`job::RunConfig`] and a stop flag. The one decision that shapes it: delivery is
-//! at-least-once through a compacted changelog of window state written before offsets are
-//! committed, so a restart replays from a consistent (state, offset) pair and repeats only
-//! byte-identical alerts (see [`job`]).
+//! Two layers, so that the rules can be tested without a broker:
+//!
+//! - [`processor`]: pure. One record in (partition, offset, record time, parsed reading);
+//!   alerts, a verdict (windowed, dead letter, late) and changelog records out. It owns the
+//!   window engine, the classification and the counters.
+//! - [`driver`]: the Kafka side. A reader thread polls; the job thread runs the processor,
+//!   commits one transaction per commit interval (outputs, changelog, offsets: KIP-447, so a
+//!   paused member that lost its partitions is fenced), restores partitions from the changelog on
+//!   assignment, and rides out broker outages.
+//!
+//! [`changelog`] is the state's layout in Kafka: a compacted topic co-partitioned with the input,
+//! one record per patient and one per partition, only changed keys written at each commit.
 //!
 //! # Example
 //! ```no_run
 //! use std::sync::atomic::AtomicBool;
-//! use hr_pipeline::job::{RunConfig, run};
+//! use hr_pipeline::driver::{RunConfig, run};
 //!
 //! let mut cfg = RunConfig::new("localhost:9092");
 //! cfg.bounded = true;
-//! cfg.from_beginning = true;
 //! let counters = run(&cfg, &AtomicBool::new(false))?;
 //! assert_eq!(counters.read, counters.parsed + counters.invalid);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 #![deny(missing_docs)]
 
-pub mod job;
+pub mod changelog;
+pub mod driver;
+pub mod processor;
 
 /// Parses a non-negative duration such as `500ms`, `5s`, `1.5m`, `2h` with hr-model's
 /// [`parse_duration_ms`](hr_model::parse_duration_ms), the parser every hr-stream binary shares.

@@ -10,8 +10,9 @@ use anyhow::Context;
 use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
 use hr_kafka::{TopicOutcome, TopicSpec, client_config, ensure_topics};
-use hr_pipeline::job::{Emit, RunConfig, RunCounters, run};
+use hr_pipeline::driver::{Guarantee, RunConfig, run};
 use hr_pipeline::parse_duration;
+use hr_pipeline::processor::{Emit, ProcessorConfig, RunCounters};
 use hr_window::{EngineConfig, WatermarkScope, WindowSpec};
 
 /// Real-time heart-rate monitoring on Apache Kafka.
@@ -36,8 +37,11 @@ Examples:
   # The seed's job: heart_rate_events -> 1-minute windows -> heart_rate_alerts and output/alerts/
   hr-pipeline
 
-  # Replay everything in the topic once and exit when the last alert is acknowledged
-  hr-pipeline run --group replay-1 --from-beginning --bounded
+  # Replay everything in the topic once and exit when the last alert is committed
+  hr-pipeline run --group replay-1 --bounded
+
+  # Outputs visible at once instead of at each commit (a failure may repeat some)
+  hr-pipeline run --guarantee at-least-once
 
   # Earlier detection: 60 s windows every 10 s, abnormal windows only, late readings still counted for 2 min
   hr-pipeline run --window sliding --size 60s --slide 10s --emit abnormal --allowed-lateness 2m
@@ -121,6 +125,16 @@ enum ScopeArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum GuaranteeArg {
+    /// Alerts, dead letters, late records, state and offsets in one Kafka transaction per
+    /// commit interval; read_committed consumers see each alert once.
+    ExactlyOnce,
+    /// Outputs visible at once; state and offsets still commit together (fenced); a failure
+    /// may repeat outputs.
+    AtLeastOnce,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum EmitArg {
     All,
     Abnormal,
@@ -130,7 +144,7 @@ enum EmitArg {
 struct RunArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// Consumer group (also names the state topic `<group>.state`).
+    /// Consumer group (also names the changelog topic `<group>-changelog`).
     #[arg(long, env = "HR_GROUP", default_value = "hr-pipeline")]
     group: String,
     #[command(flatten)]
@@ -159,12 +173,29 @@ struct RunArgs {
     /// Which windows become alerts.
     #[arg(long, env = "HR_EMIT", value_enum, default_value = "all")]
     emit: EmitArg,
-    /// Directory for the alerts JSONL files.
+    /// Directory for the alerts JSONL files, or `none` for no files.
     #[arg(long, env = "HR_ALERTS_DIR", default_value = "output/alerts")]
     alerts_dir: PathBuf,
-    /// Read from the earliest offset when the group has none committed.
-    #[arg(long, env = "HR_FROM_BEGINNING")]
+    /// A group with no committed offset starts at the latest offset instead of the earliest.
+    #[arg(long, env = "HR_FROM_LATEST", conflicts_with = "from_beginning")]
+    from_latest: bool,
+    /// Start a group with no committed offset at the earliest offset: the default, accepted so
+    /// older scripts keep working.
+    #[arg(long, hide = true)]
     from_beginning: bool,
+    /// Delivery guarantee.
+    #[arg(long, env = "HR_GUARANTEE", value_enum, default_value = "exactly-once")]
+    guarantee: GuaranteeArg,
+    /// Time between commits (one transaction each): the latency of exactly-once outputs.
+    #[arg(long, env = "HR_COMMIT_INTERVAL", value_parser = parse_duration, default_value = "200ms")]
+    commit_interval: Duration,
+    /// How long a broker outage is waited out before the job exits with an error.
+    #[arg(long, env = "HR_BROKER_TIMEOUT", value_parser = parse_duration, default_value = "5m")]
+    broker_timeout: Duration,
+    /// A reading whose event time is further ahead of its Kafka record timestamp goes to the
+    /// dead-letter topic (code clock_skew); `0s` disables the check.
+    #[arg(long, env = "HR_MAX_CLOCK_SKEW", value_parser = parse_duration, default_value = "1h")]
+    max_clock_skew: Duration,
     /// Stop at the end offsets seen at start, fire every window, and exit.
     #[arg(long, env = "HR_BOUNDED")]
     bounded: bool,
@@ -194,19 +225,30 @@ impl RunArgs {
             partition_idle_timeout: self.idle_timeout,
             ..EngineConfig::default()
         };
+        let processor = ProcessorConfig {
+            engine,
+            emit: match self.emit {
+                EmitArg::All => Emit::All,
+                EmitArg::Abnormal => Emit::Abnormal,
+            },
+            max_clock_skew_ms: (!self.max_clock_skew.is_zero()).then(|| ms(self.max_clock_skew)),
+            ..ProcessorConfig::default()
+        };
         RunConfig {
             group: self.group.clone(),
             input_topic: self.topics.input_topic.clone(),
             alerts_topic: self.topics.alerts_topic.clone(),
             dlq_topic: self.topics.dlq_topic.clone(),
             late_topic: self.topics.late_topic.clone(),
-            engine,
-            emit: match self.emit {
-                EmitArg::All => Emit::All,
-                EmitArg::Abnormal => Emit::Abnormal,
+            processor,
+            guarantee: match self.guarantee {
+                GuaranteeArg::ExactlyOnce => Guarantee::ExactlyOnce,
+                GuaranteeArg::AtLeastOnce => Guarantee::AtLeastOnce,
             },
-            alerts_dir: Some(self.alerts_dir.clone()),
-            from_beginning: self.from_beginning,
+            commit_interval: self.commit_interval,
+            broker_timeout: self.broker_timeout,
+            alerts_dir: (self.alerts_dir.as_os_str() != "none").then(|| self.alerts_dir.clone()),
+            from_beginning: !self.from_latest,
             bounded: self.bounded,
             overrides: self.kafka.property.clone(),
             ..RunConfig::new(self.kafka.bootstrap.clone())

@@ -1,0 +1,1067 @@
+//! The Kafka driver around the [`Processor`]: a reader thread, transactions, rebalances,
+//! restores, broker outages and record-sized failures.
+//!
+//! # Delivery
+//!
+//! Every `--commit-interval` the driver commits one Kafka transaction (KIP-447) holding the
+//! changelog records of what changed, the consumed offsets and, with
+//! [`Guarantee::ExactlyOnce`], every alert, dead letter and late record produced since the
+//! previous commit. With [`Guarantee::AtLeastOnce`] those outputs go through a separate
+//! idempotent producer, flushed before the transaction commits: they are visible at once, and a
+//! failure may repeat them (byte-identical in key and partition scope), never lose them.
+//!
+//! In both modes state and offsets commit together, and the group coordinator refuses the
+//! offsets of a member that has lost its partitions: an instance paused past its session
+//! timeout (a long GC pause, a VM migration) cannot make its stale state visible. Its commit
+//! fails, its transaction is aborted, and it goes back to the last committed state.
+//!
+//! # Rebalances
+//!
+//! Before partitions are revoked, inside librdkafka's rebalance callback, the job commits what
+//! it has processed (as Kafka Streams does in `onPartitionsRevoked`) and drops them. On
+//! assignment it first asks the group for the committed offsets, which with `read_committed`
+//! waits until no transaction holding offsets for them is open, then reads their changelog
+//! partitions: state and offsets come from the same committed transaction.
+//!
+//! # Faults
+//!
+//! A failed commit that is not fatal (broker gone, coordinator moved, transaction timed out,
+//! this member fenced by a rebalance) aborts the transaction and rewinds: the owned partitions
+//! are restored from the changelog and the reader seeks back to the committed offsets, so the
+//! work is redone, not lost. A broker that stops answering is waited for (one log line when it
+//! goes, one when it returns) up to `broker_timeout`; then the job exits with an error saying
+//! so. Only fatal errors (a fenced producer, authorization, a topic gone) end the job at once.
+//! A record too large for its topic is replaced by a small dead letter saying why.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hr_kafka::{
+    AlertFile, Diversion, KafkaError, PartitionReader, Polled, RebalanceEvent, Sink, Source,
+    SourceConfig, StagedAlertFile, TopicSpec, client_config, ensure_topics, topic_config,
+};
+use hr_model::{Event, ParseError, Validation};
+
+use crate::changelog;
+use crate::processor::{AlertOut, InputRecord, Processor, ProcessorConfig, RunCounters, Verdict};
+
+/// How outputs reach Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Outputs, state and offsets in one transaction per commit interval: `read_committed`
+    /// consumers see every alert exactly once.
+    ExactlyOnce,
+    /// Outputs visible at once through an idempotent producer; state and offsets still commit
+    /// together in a transaction (so fencing holds). A failure may repeat outputs.
+    AtLeastOnce,
+}
+
+/// Everything [`run`] needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// Consumer group; also names the changelog topic `<group>-changelog`.
+    pub group: String,
+    /// Readings topic.
+    pub input_topic: String,
+    /// Alerts topic.
+    pub alerts_topic: String,
+    /// Dead-letter topic for invalid readings.
+    pub dlq_topic: String,
+    /// Topic for readings too late for their windows.
+    pub late_topic: String,
+    /// What the processor does.
+    pub processor: ProcessorConfig,
+    /// Delivery guarantee.
+    pub guarantee: Guarantee,
+    /// Time between commits.
+    pub commit_interval: Duration,
+    /// How long a broker outage is ridden out before the job gives up.
+    pub broker_timeout: Duration,
+    /// Directory for the alerts JSONL files; `None` writes none.
+    pub alerts_dir: Option<PathBuf>,
+    /// Read from the earliest offset when the group has none (otherwise the latest).
+    pub from_beginning: bool,
+    /// Stop at the end offsets seen at start.
+    pub bounded: bool,
+    /// Time between counter log lines.
+    pub log_every: Duration,
+    /// librdkafka properties for every client.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl RunConfig {
+    /// The seed's defaults for `bootstrap`: `heart_rate_events` -> `heart_rate_alerts`, group
+    /// `hr-pipeline`, one-minute tumbling windows, 5 s out-of-orderness, every window emitted,
+    /// exactly-once, a new group reading from the earliest offset.
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            group: "hr-pipeline".into(),
+            input_topic: "heart_rate_events".into(),
+            alerts_topic: "heart_rate_alerts".into(),
+            dlq_topic: "heart_rate_events_dlq".into(),
+            late_topic: "heart_rate_late".into(),
+            processor: ProcessorConfig::default(),
+            guarantee: Guarantee::ExactlyOnce,
+            commit_interval: Duration::from_millis(200),
+            broker_timeout: Duration::from_secs(300),
+            alerts_dir: Some(PathBuf::from("output/alerts")),
+            from_beginning: true,
+            bounded: false,
+            log_every: Duration::from_secs(5),
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The compacted changelog topic holding window state, co-partitioned with the input.
+    pub fn changelog_topic(&self) -> String {
+        format!("{}-changelog", self.group)
+    }
+}
+
+/// Bytes kept of a record replaced by a stand-in.
+const PREFIX_BYTES: usize = 1024;
+/// Room left under a topic's `max.message.bytes` for the record batch's own overhead.
+const BATCH_OVERHEAD: usize = 512;
+/// Largest changelog record: a patient's state holds its id, which may be long.
+const CHANGELOG_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Runs the job until `stop` is set (or, bounded, until the end offsets are reached), then
+/// commits what is done and returns the counters.
+///
+/// # Errors
+/// A fatal Kafka error, a broker unreachable for longer than `broker_timeout`, an invalid
+/// window configuration, a corrupt changelog record, or an I/O error on the alerts files.
+pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
+    let processor = Processor::new(cfg.processor.clone())?;
+    let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
+    src_props.extend(cfg.overrides.iter().cloned());
+    let source = Source::new(&SourceConfig {
+        bootstrap: cfg.bootstrap.clone(),
+        group: cfg.group.clone(),
+        topic: cfg.input_topic.clone(),
+        from_beginning: cfg.from_beginning,
+        bounded: cfg.bounded,
+        overrides: src_props,
+    })?;
+    let partitions = source
+        .topic_partitions(Duration::from_secs(30))
+        .with_context(|| format!("reading the partitions of {}", cfg.input_topic))?;
+    ensure_changelog(cfg, partitions.len() as i32)?;
+    let limit = output_limit(cfg)?;
+    let outputs = Outputs::new(cfg, limit)?;
+    let reader = PartitionReader::new(&cfg.bootstrap, &cfg.overrides, &cfg.changelog_topic())?;
+    let barrier = Arc::new(RevokeBarrier::default());
+    {
+        let barrier = Arc::clone(&barrier);
+        source.set_revoke_hook(Box::new(move |ps| barrier.wait_for_job(ps)));
+    }
+    let mut job = Job {
+        cfg,
+        processor,
+        outputs,
+        reader,
+        source: &source,
+        alerts: Vec::new(),
+        awaiting_seek: BTreeSet::new(),
+        dirty: false,
+        broker_down_since: None,
+        last_ping: Instant::now(),
+    };
+    let result = job.run(stop, &barrier);
+    // The rebalance callback must never wait for a job that has ended.
+    barrier.close();
+    result
+}
+
+/// Makes librdkafka's revoke callback (on the reader thread) wait until the job thread has
+/// committed the partitions' work and dropped them.
+#[derive(Default)]
+struct RevokeBarrier {
+    pending: Mutex<Option<Vec<i32>>>,
+    done: Condvar,
+    closed: AtomicBool,
+}
+
+impl RevokeBarrier {
+    /// How long a revocation waits for the job at most: a job stuck on a dead broker must not
+    /// hold the group's rebalance forever.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    fn wait_for_job(&self, ps: &[i32]) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        *pending = Some(ps.to_vec());
+        let deadline = Instant::now() + Self::WAIT;
+        while pending.is_some() && !self.closed.load(Ordering::Acquire) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "The job did not commit before the revocation; the next owner redoes its work."
+                );
+                break;
+            }
+            pending = self
+                .done
+                .wait_timeout(pending, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *pending = None;
+    }
+
+    fn pending(&self) -> Option<Vec<i32>> {
+        lock(&self.pending).clone()
+    }
+
+    fn release(&self) {
+        *lock(&self.pending) = None;
+        self.done.notify_all();
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.release();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Job<'a> {
+    cfg: &'a RunConfig,
+    processor: Processor,
+    outputs: Outputs,
+    reader: PartitionReader,
+    source: &'a Source,
+    alerts: Vec<AlertOut>,
+    /// Partitions rewound whose seek the reader has not yet confirmed: records of theirs
+    /// polled before the seek are stale.
+    awaiting_seek: BTreeSet<i32>,
+    /// Something was processed since the last commit.
+    dirty: bool,
+    broker_down_since: Option<Instant>,
+    last_ping: Instant,
+}
+
+impl Job<'_> {
+    fn run(&mut self, stop: &AtomicBool, barrier: &RevokeBarrier) -> anyhow::Result<RunCounters> {
+        let validation = Validation::default();
+        let mut last_commit = Instant::now();
+        let mut last_log = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut first_record: Option<Instant> = None;
+        let source = self.source;
+        let bounded = self.cfg.bounded;
+        // Seeks for the reader thread to perform between polls.
+        let seeks = Mutex::new(Vec::new());
+        let seeks = &seeks;
+        let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
+            let (to_job, from_reader) = mpsc::sync_channel::<Result<Batch, KafkaError>>(2);
+            let (recycle, spare) = mpsc::channel::<Batch>();
+            std::thread::Builder::new()
+                .name("hr-read".into())
+                .spawn_scoped(scope, move || {
+                    let finished = || bounded && source.is_done();
+                    while !(stop.load(Ordering::Relaxed) || finished()) {
+                        let mut batch = spare.try_recv().unwrap_or_default();
+                        batch.clear();
+                        for (p, offset) in std::mem::take(&mut *lock(seeks)) {
+                            if let Err(e) = source.seek(p, offset, Duration::from_secs(10)) {
+                                tracing::warn!(partition = p, offset, error = %e, "Seek refused; the partition's next owner resumes from the committed offset.");
+                            }
+                            batch.items.push(Item::Seeked(p));
+                        }
+                        let filled = batch
+                            .fill(source, Duration::from_millis(100))
+                            .map(|()| batch);
+                        let failed = filled.is_err();
+                        if to_job.send(filled).is_err() || failed {
+                            break;
+                        }
+                    }
+                })?;
+            loop {
+                if let Some(ps) = barrier.pending() {
+                    self.on_revoke(&ps, seeks)?;
+                    barrier.release();
+                }
+                let batch = match from_reader.recv_timeout(Duration::from_millis(50)) {
+                    Ok(b) => Some(b.map_err(|e| anyhow::anyhow!(e).context("reading the input"))?),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                if let Some(mut batch) = batch {
+                    batch.parse(&validation);
+                    if batch.records > 0 {
+                        first_record.get_or_insert_with(Instant::now);
+                        self.broker_up();
+                    }
+                    self.apply(&batch, seeks)?;
+                    let _ = recycle.send(batch);
+                }
+                let now = Instant::now();
+                if now.duration_since(last_tick) >= Duration::from_millis(200) {
+                    last_tick = now;
+                    self.processor.tick(now, &mut self.alerts);
+                    self.send_alerts(None)?;
+                    self.watch_broker(now)?;
+                }
+                if now.duration_since(last_commit) >= self.cfg.commit_interval && self.dirty {
+                    last_commit = now;
+                    self.commit(false, seeks)?;
+                }
+                if now.duration_since(last_log) >= self.cfg.log_every {
+                    last_log = now;
+                    log_counters(
+                        &self.processor.counters(),
+                        self.outputs.replaced,
+                        "Progress.",
+                    );
+                }
+            }
+            Ok(())
+        });
+        outcome?;
+        let finished = self.cfg.bounded && !stop.load(Ordering::Relaxed);
+        if finished {
+            self.processor.finish(&mut self.alerts);
+            self.send_alerts(None)?;
+        }
+        self.commit(finished, seeks)?;
+        let c = self.processor.counters();
+        log_counters(&c, self.outputs.replaced, "Exit.");
+        if let Some(first) = first_record {
+            let seconds = first.elapsed().as_secs_f64();
+            tracing::info!(
+                records = c.read,
+                seconds = %format!("{seconds:.3}"),
+                records_per_s = (c.read as f64 / seconds) as u64,
+                "Throughput from the first record to the last commit."
+            );
+        }
+        Ok(c)
+    }
+
+    fn apply(&mut self, batch: &Batch, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        for item in &batch.items {
+            match item {
+                Item::Rebalance(RebalanceEvent::Assigned(ps)) => self.on_assign(ps, seeks)?,
+                Item::Rebalance(RebalanceEvent::Revoked(ps)) => {
+                    for p in ps {
+                        self.processor.revoke(*p);
+                        self.awaiting_seek.remove(p);
+                    }
+                    tracing::info!(partitions = ?ps, "Revoked.");
+                }
+                Item::Seeked(p) => {
+                    self.awaiting_seek.remove(p);
+                }
+                Item::Record(rec) => {
+                    if self.awaiting_seek.contains(&rec.partition) {
+                        continue;
+                    }
+                    let parsed = &batch.parsed[rec.index];
+                    let verdict = self.processor.process(
+                        InputRecord {
+                            partition: rec.partition,
+                            offset: rec.offset,
+                            timestamp_ms: rec.timestamp_ms,
+                            parsed,
+                        },
+                        &mut self.alerts,
+                    );
+                    if verdict != Verdict::Skipped {
+                        self.dirty = true;
+                    }
+                    self.divert(batch, rec, parsed, verdict)?;
+                    self.send_alerts(Some((rec.partition, rec.offset)))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn divert(
+        &mut self,
+        batch: &Batch,
+        rec: &BatchRecord,
+        parsed: &Result<Event, ParseError>,
+        verdict: Verdict,
+    ) -> anyhow::Result<()> {
+        let _ = parsed;
+        let (topic, code, message, lateness) = match verdict {
+            Verdict::Windowed | Verdict::Skipped => return Ok(()),
+            Verdict::DeadLetter { code, message } => (&self.cfg.dlq_topic, code, message, None),
+            Verdict::Late {
+                watermark_ms,
+                lateness_ms,
+                message,
+            } => (
+                &self.cfg.late_topic,
+                "late",
+                message,
+                Some((watermark_ms, lateness_ms)),
+            ),
+        };
+        let payload = &batch.bytes[rec.payload.clone()];
+        let key = rec.key.clone().map(|k| &batch.bytes[k]);
+        let why = Diversion {
+            extra: &[],
+            code,
+            message: &message,
+            source_topic: &self.cfg.input_topic,
+            source_partition: rec.partition,
+            source_offset: rec.offset,
+            lateness,
+        };
+        let topic = topic.clone();
+        self.outputs.divert(&topic, key, payload, &why, self.cfg)
+    }
+
+    fn send_alerts(&mut self, origin: Option<(i32, i64)>) -> anyhow::Result<()> {
+        let alerts = std::mem::take(&mut self.alerts);
+        for a in &alerts {
+            self.outputs.alert(a, origin, self.cfg)?;
+        }
+        self.alerts = alerts;
+        self.alerts.clear();
+        Ok(())
+    }
+
+    /// Commits what was processed before `ps` are revoked, then drops them.
+    fn on_revoke(&mut self, ps: &[i32], seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        let owned: Vec<i32> = ps
+            .iter()
+            .copied()
+            .filter(|p| self.processor.owns(*p))
+            .collect();
+        if !owned.is_empty() && self.dirty {
+            self.commit(false, seeks)?;
+        }
+        for p in owned {
+            self.processor.revoke(p);
+        }
+        Ok(())
+    }
+
+    fn on_assign(&mut self, ps: &[i32], seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        let started = Instant::now();
+        // Committed offsets first: with read_committed the answer waits for any transaction
+        // still holding offsets for these partitions, so the changelog read next is as
+        // committed as the offsets are.
+        let committed = self.retry("fetching committed offsets", |job| {
+            job.source.committed(ps, Duration::from_secs(10))
+        })?;
+        for &p in ps {
+            self.restore(p, committed.get(&p).copied().flatten(), seeks)?;
+        }
+        tracing::info!(
+            partitions = ?ps,
+            restore_ms = started.elapsed().as_millis() as u64,
+            "Assigned."
+        );
+        Ok(())
+    }
+
+    /// Reads partition `p`'s changelog into the processor; seeks when the state's offset and
+    /// the reader's position (`committed`) differ.
+    fn restore(
+        &mut self,
+        p: i32,
+        committed: Option<i64>,
+        seeks: &Mutex<Vec<(i32, i64)>>,
+    ) -> anyhow::Result<()> {
+        let table = self.retry("reading the changelog", |job| {
+            job.reader.read(p, Duration::from_secs(60))
+        })?;
+        let restored = changelog::decode(&table.entries)
+            .with_context(|| format!("decoding the state of partition {p}"))?;
+        let next = restored.as_ref().map(|r| r.next_offset);
+        let keys = restored
+            .as_ref()
+            .and_then(|r| r.snapshot.as_ref())
+            .map_or(0, |s| s.key_count());
+        self.processor
+            .assign(p, restored)
+            .with_context(|| format!("restoring the state of partition {p}"))?;
+        if let Some(next) = next
+            && committed != Some(next)
+        {
+            lock(seeks).push((p, next));
+            self.awaiting_seek.insert(p);
+        }
+        tracing::debug!(
+            partition = p,
+            next_offset = ?next,
+            keys,
+            records = table.records,
+            bytes = table.bytes,
+            "State restored."
+        );
+        Ok(())
+    }
+
+    /// Commits: flush outputs (at-least-once), changelog records, offsets, in one transaction;
+    /// on a failure that is not fatal, abort and rewind to the last commit.
+    fn commit(&mut self, finished: bool, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let timeout = Duration::from_secs(10);
+        let result = self.try_commit(finished, timeout);
+        match result {
+            Ok(()) => {
+                self.dirty = false;
+                self.outputs.committed()?;
+                self.broker_up();
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "Committed.");
+                Ok(())
+            }
+            Err(e) if e.is_fatal() => {
+                Err(anyhow::anyhow!(e).context("committing (a fatal error: the job cannot go on)"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Commit failed; aborting and going back to the last commit.");
+                self.recover(seeks)
+            }
+        }
+    }
+
+    fn try_commit(&mut self, finished: bool, timeout: Duration) -> Result<(), KafkaError> {
+        self.outputs.flush_outputs(self.cfg.broker_timeout)?;
+        let topic = self.cfg.changelog_topic();
+        let partitions: Vec<i32> = self.processor.partitions().collect();
+        for p in partitions {
+            for rec in self.processor.take_changelog(p, finished) {
+                self.outputs.txn.send_record(
+                    &topic,
+                    Some(p),
+                    &rec.key,
+                    rec.value.as_deref(),
+                    None,
+                )?;
+            }
+        }
+        self.outputs.prepare_file().map_err(io_to_kafka)?;
+        let offsets = self.processor.offsets();
+        self.outputs.txn.commit(self.source, &offsets, timeout)
+    }
+
+    /// Aborts the open transaction and puts every owned partition back to its committed state.
+    fn recover(&mut self, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        self.retry("aborting the transaction", |job| {
+            job.outputs.txn.abort(Duration::from_secs(10))
+        })?;
+        self.outputs.aborted()?;
+        let owned: Vec<(i32, Option<i64>)> = self
+            .processor
+            .partitions()
+            .map(|p| (p, self.processor.rewind_offset(p)))
+            .collect();
+        for (p, start) in owned {
+            self.processor.revoke(p);
+            self.restore(p, None, seeks)?;
+            // Restored state gives the offset; a partition never committed goes back to where
+            // this ownership started reading.
+            if self.processor.rewind_offset(p).is_none()
+                && let Some(start) = start
+            {
+                lock(seeks).push((p, start));
+                self.awaiting_seek.insert(p);
+            }
+        }
+        self.dirty = false;
+        tracing::info!("Back at the last commit; redoing the work since.");
+        Ok(())
+    }
+
+    /// Retries `f` while its error is not fatal, for up to the broker timeout.
+    fn retry<T>(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&mut Self) -> Result<T, KafkaError>,
+    ) -> anyhow::Result<T> {
+        let started = Instant::now();
+        let mut logged = false;
+        loop {
+            match f(self) {
+                Ok(v) => {
+                    if logged {
+                        tracing::info!(
+                            what,
+                            waited_s = started.elapsed().as_secs(),
+                            "Kafka answers again."
+                        );
+                    }
+                    return Ok(v);
+                }
+                Err(e) if e.is_fatal() => {
+                    return Err(anyhow::anyhow!(e).context(what.to_owned()));
+                }
+                Err(e) => {
+                    if started.elapsed() > self.cfg.broker_timeout {
+                        bail!(
+                            "{what}: Kafka at {} did not answer for {} s (--broker-timeout): {e}",
+                            self.cfg.bootstrap,
+                            started.elapsed().as_secs()
+                        );
+                    }
+                    if !logged {
+                        tracing::warn!(what, error = %e, "Kafka does not answer; waiting.");
+                        logged = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    fn broker_up(&mut self) {
+        if let Some(since) = self.broker_down_since.take() {
+            tracing::info!(
+                down_s = since.elapsed().as_secs(),
+                "Kafka is reachable again; carrying on."
+            );
+        }
+    }
+
+    /// Notices an outage from librdkafka's client errors, pings while it lasts, and gives up
+    /// after the broker timeout.
+    fn watch_broker(&mut self, now: Instant) -> anyhow::Result<()> {
+        if let Some(error) = self.source.take_client_error()
+            && self.broker_down_since.is_none()
+            && self.source.ping(Duration::from_secs(1)).is_err()
+        {
+            tracing::warn!(
+                bootstrap = %self.cfg.bootstrap,
+                %error,
+                timeout_s = self.cfg.broker_timeout.as_secs(),
+                "Kafka is unreachable; waiting for it with the state kept."
+            );
+            self.broker_down_since = Some(now);
+            self.last_ping = now;
+        }
+        let Some(since) = self.broker_down_since else {
+            return Ok(());
+        };
+        if now.duration_since(self.last_ping) >= Duration::from_secs(1) {
+            self.last_ping = now;
+            if self.source.ping(Duration::from_secs(1)).is_ok() {
+                self.broker_up();
+                return Ok(());
+            }
+        }
+        if now.duration_since(since) > self.cfg.broker_timeout {
+            bail!(
+                "Kafka at {} has been unreachable for {} s, longer than --broker-timeout {} s",
+                self.cfg.bootstrap,
+                now.duration_since(since).as_secs(),
+                self.cfg.broker_timeout.as_secs()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn io_to_kafka(e: std::io::Error) -> KafkaError {
+    KafkaError::State(format!("alerts file: {e}"))
+}
+
+/// The producers and the file the job writes to.
+struct Outputs {
+    /// Transactional: the changelog and the offsets, and in exactly-once mode every output.
+    txn: Sink,
+    /// At-least-once: alerts, dead letters and late records, outside the transaction.
+    plain: Option<Sink>,
+    /// Largest output record (key, value and headers) the output topics accept.
+    limit: usize,
+    file: Option<AlertSink>,
+    /// Records replaced by a stand-in because they were too large.
+    replaced: u64,
+}
+
+enum AlertSink {
+    Plain(AlertFile),
+    Staged(StagedAlertFile),
+}
+
+impl Outputs {
+    fn new(cfg: &RunConfig, limit: usize) -> anyhow::Result<Self> {
+        let id = format!(
+            "{}-{}-{}",
+            cfg.group,
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let mut txn_props = vec![
+            (
+                "message.max.bytes".to_owned(),
+                (CHANGELOG_MAX_BYTES + 1024).to_string(),
+            ),
+            // Long enough to ride out a short broker restart with the transaction open; short
+            // enough that a killed instance's open transaction stops holding read_committed
+            // readers back soon.
+            ("transaction.timeout.ms".to_owned(), "10000".to_owned()),
+            // librdkafka requires it no longer than the transaction timeout.
+            ("message.timeout.ms".to_owned(), "10000".to_owned()),
+        ];
+        txn_props.extend(cfg.overrides.iter().cloned());
+        let txn = Sink::transactional(&cfg.bootstrap, &txn_props, &id, Duration::from_secs(30))
+            .context("starting the transactional producer")?;
+        let plain = match cfg.guarantee {
+            Guarantee::ExactlyOnce => None,
+            Guarantee::AtLeastOnce => {
+                let mut props = vec![(
+                    "message.timeout.ms".to_owned(),
+                    cfg.broker_timeout.as_millis().to_string(),
+                )];
+                props.extend(cfg.overrides.iter().cloned());
+                Some(Sink::new(&cfg.bootstrap, &props)?)
+            }
+        };
+        let file = match &cfg.alerts_dir {
+            None => None,
+            Some(dir) => {
+                let sink = match cfg.guarantee {
+                    Guarantee::ExactlyOnce => AlertSink::Staged(StagedAlertFile::new(dir)?),
+                    Guarantee::AtLeastOnce => AlertSink::Plain(AlertFile::create(dir)?),
+                };
+                tracing::info!(dir = %dir.display(), "Writing alert files.");
+                Some(sink)
+            }
+        };
+        Ok(Self {
+            txn,
+            plain,
+            limit,
+            file,
+            replaced: 0,
+        })
+    }
+
+    fn out(&mut self) -> &mut Sink {
+        self.plain.as_mut().unwrap_or(&mut self.txn)
+    }
+
+    fn alert(
+        &mut self,
+        a: &AlertOut,
+        origin: Option<(i32, i64)>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        let key = a.alert.patient_id.as_bytes();
+        let size = key.len() + a.json.len();
+        if size > self.limit {
+            let (partition, offset) = origin.unwrap_or((a.partition, -1));
+            let message = format!(
+                "the alert of window {}..{} is {size} bytes, above the {} bytes {} accepts",
+                a.alert.window_start, a.alert.window_end, self.limit, cfg.alerts_topic
+            );
+            return self.stand_in(
+                cfg,
+                &cfg.alerts_topic,
+                size,
+                a.json.as_bytes(),
+                &message,
+                partition,
+                offset,
+            );
+        }
+        // The window end is the alert's time; an event-time far ahead of the wall clock is
+        // refused by the broker (log.message.timestamp.after.max.ms), so none is set then.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let ts = (a.alert.window_end <= now_ms + 600_000).then_some(a.alert.window_end);
+        self.out()
+            .send_record(&cfg.alerts_topic, None, key, Some(a.json.as_bytes()), ts)?;
+        if let Some(f) = self.file.as_mut() {
+            match f {
+                AlertSink::Plain(f) => f.append(&a.json)?,
+                AlertSink::Staged(f) => f.append(&a.json)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn divert(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        why: &Diversion<'_>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        let headers = why.code.len() + why.message.len() + why.source_topic.len() + 160;
+        let size = key.map_or(0, <[u8]>::len) + payload.len() + headers;
+        if size > self.limit {
+            let message = format!(
+                "a {} record of {size} bytes is above the {} bytes {topic} accepts ({}: {})",
+                why.code, self.limit, why.code, why.message
+            );
+            return self.stand_in(
+                cfg,
+                topic,
+                size,
+                payload,
+                &message,
+                why.source_partition,
+                why.source_offset,
+            );
+        }
+        self.out().send_diverted(topic, key, payload, why)?;
+        Ok(())
+    }
+
+    /// A small dead letter in place of a record too large for `topic`: a prefix of its value,
+    /// its size, and why.
+    #[allow(clippy::too_many_arguments)]
+    fn stand_in(
+        &mut self,
+        cfg: &RunConfig,
+        topic: &str,
+        size: usize,
+        value: &[u8],
+        message: &str,
+        partition: i32,
+        offset: i64,
+    ) -> anyhow::Result<()> {
+        self.replaced += 1;
+        let message: String = message.chars().take(PREFIX_BYTES).collect();
+        tracing::warn!(
+            topic,
+            size,
+            partition,
+            offset,
+            "A record too large for its topic was replaced by a stand-in in the dead-letter topic."
+        );
+        let size_text = size.to_string();
+        let extra = [
+            ("hr.original.size", size_text.as_str()),
+            ("hr.original.topic", topic),
+        ];
+        let why = Diversion {
+            extra: &extra,
+            code: "too_large",
+            message: &message,
+            source_topic: &cfg.input_topic,
+            source_partition: partition,
+            source_offset: offset,
+            lateness: None,
+        };
+        let prefix = &value[..value.len().min(PREFIX_BYTES)];
+        let dlq = cfg.dlq_topic.clone();
+        self.out().send_diverted(&dlq, None, prefix, &why)?;
+        Ok(())
+    }
+
+    /// At-least-once: waits until every output is acknowledged, so offsets never pass an
+    /// output that could still be lost.
+    fn flush_outputs(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+        match self.plain.as_mut() {
+            Some(p) => p.flush(timeout),
+            None => Ok(()),
+        }
+    }
+
+    fn prepare_file(&mut self) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(AlertSink::Plain(f)) => f.flush(),
+            Some(AlertSink::Staged(f)) => f.prepare(),
+            None => Ok(()),
+        }
+    }
+
+    fn committed(&mut self) -> anyhow::Result<()> {
+        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
+            f.publish().context("publishing an alerts part")?;
+        }
+        Ok(())
+    }
+
+    fn aborted(&mut self) -> anyhow::Result<()> {
+        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
+            f.discard().context("discarding an alerts part")?;
+        }
+        Ok(())
+    }
+}
+
+/// The smallest `max.message.bytes` of the output topics, less room for batch overhead.
+fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut limit = usize::MAX;
+    for topic in [&cfg.alerts_topic, &cfg.dlq_topic, &cfg.late_topic] {
+        let value = rt
+            .block_on(topic_config(
+                &admin,
+                topic,
+                "max.message.bytes",
+                Duration::from_secs(30),
+            ))
+            .with_context(|| format!("reading max.message.bytes of {topic}"))?;
+        let bytes = value
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1_048_588);
+        limit = limit.min(bytes);
+    }
+    // librdkafka's own default cap on one message.
+    Ok(limit.min(1_000_000).saturating_sub(BATCH_OVERHEAD))
+}
+
+fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Result<()> {
+    let topic = cfg.changelog_topic();
+    let spec = TopicSpec {
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            (
+                "max.message.bytes".into(),
+                (CHANGELOG_MAX_BYTES + 1024).to_string(),
+            ),
+        ],
+        ..TopicSpec::new(topic.clone(), partitions)
+    };
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(ensure_topics(&admin, &[spec], Duration::from_secs(30)))
+        .with_context(|| format!("ensuring the changelog topic {topic}"))?;
+    let probe = Source::new(&SourceConfig {
+        bootstrap: cfg.bootstrap.clone(),
+        group: format!("{}-probe", cfg.group),
+        topic: topic.clone(),
+        from_beginning: true,
+        bounded: false,
+        overrides: cfg.overrides.clone(),
+    })?;
+    let got = probe.topic_partitions(Duration::from_secs(30))?.len() as i32;
+    if got != partitions {
+        bail!(
+            "the changelog topic {topic} has {got} partitions but {} has {partitions}: state of \
+             input partition p lives in changelog partition p, so they must match (delete the \
+             changelog topic to start the group afresh)",
+            cfg.input_topic
+        );
+    }
+    Ok(())
+}
+
+/// Records polled together, copied into one buffer so the job thread can own them.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    records: usize,
+    parsed: Vec<Result<Event, ParseError>>,
+}
+
+enum Item {
+    Rebalance(RebalanceEvent),
+    Record(BatchRecord),
+    /// The reader moved `partition`'s position: records after this are from the new one.
+    Seeked(i32),
+}
+
+struct BatchRecord {
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    index: usize,
+    payload: Range<usize>,
+    key: Option<Range<usize>>,
+}
+
+/// Records per batch: large enough that handing a batch between threads costs nothing per
+/// record, small enough that a batch is parsed in well under a millisecond.
+const BATCH_RECORDS: usize = 1024;
+
+impl Batch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+        self.records = 0;
+        self.parsed.clear();
+    }
+
+    /// Polls up to [`BATCH_RECORDS`] records, waiting at most `wait` for the first. Rebalance
+    /// events a poll reports are placed before the record that poll returned. Errors that are
+    /// not fatal (brokers down, transport) end the batch and are left for the job to notice.
+    fn fill(&mut self, source: &Source, wait: Duration) -> Result<(), KafkaError> {
+        let mut wait = wait;
+        while self.records < BATCH_RECORDS {
+            let polled = match source.poll(wait) {
+                Ok(p) => p,
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Poll error; librdkafka retries.");
+                    Polled::Idle
+                }
+            };
+            for ev in source.take_rebalances() {
+                self.items.push(Item::Rebalance(ev));
+            }
+            let Polled::Record(r) = polled else { break };
+            let key = r.key().map(|k| self.push_bytes(k));
+            let payload = self.push_bytes(r.payload());
+            self.items.push(Item::Record(BatchRecord {
+                partition: r.partition(),
+                offset: r.offset(),
+                timestamp_ms: r.timestamp_ms(),
+                index: self.records,
+                payload,
+                key,
+            }));
+            self.records += 1;
+            wait = Duration::ZERO;
+        }
+        Ok(())
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
+
+    fn parse(&mut self, validation: &Validation) {
+        self.parsed.clear();
+        for item in &self.items {
+            if let Item::Record(r) = item {
+                self.parsed
+                    .push(validation.parse(&self.bytes[r.payload.clone()]));
+            }
+        }
+    }
+}
+
+fn log_counters(c: &RunCounters, replaced: u64, what: &str) {
+    tracing::info!(
+        read = c.read,
+        parsed = c.parsed,
+        invalid = c.invalid,
+        clock_skew = c.clock_skew,
+        aggregated = c.aggregated,
+        late = c.late,
+        windows_fired = c.windows_fired,
+        alerts = c.alerts,
+        replaced_too_large = replaced,
+        "{what}"
+    );
+}

@@ -1,0 +1,584 @@
+//! The pure heart of the job: one record in; alerts, a verdict for the record and state changes
+//! out. No Kafka, no clock of its own (processing time comes in as an argument), so every rule
+//! here is tested without a broker; [`crate::driver`] moves records between it and Kafka.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use hr_model::{Alert, Event, HrStats, ParseError, Thresholds};
+use hr_window::{
+    Aggregator, ConfigError, Emission, EngineConfig, Outcome, RestoreError, WindowEngine,
+};
+
+use crate::changelog::{self, ChangelogRecord, RestoredPartition};
+
+/// Heart-rate statistics as a window aggregate: wiring [`HrStats`] into the engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HrAggregator;
+
+impl Aggregator for HrAggregator {
+    type Input = u16;
+    type Acc = HrStats;
+
+    fn create(&self) -> HrStats {
+        HrStats::default()
+    }
+    fn add(&self, acc: &mut HrStats, bpm: &u16) {
+        acc.add(*bpm);
+    }
+    fn merge(&self, acc: &mut HrStats, other: &HrStats) {
+        acc.merge(other);
+    }
+}
+
+/// Which fired windows become alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// Every window, normal ones included (the seed's behaviour).
+    All,
+    /// Only tachycardia and bradycardia.
+    Abnormal,
+}
+
+/// What shapes the processor's output.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Window engine settings.
+    pub engine: EngineConfig,
+    /// Which windows become alerts.
+    pub emit: Emit,
+    /// Alert classification thresholds.
+    pub thresholds: Thresholds,
+    /// A reading whose event time is more than this ahead of its Kafka record timestamp goes
+    /// to the dead-letter topic (`clock_skew`) instead of moving its patient's clock into the
+    /// future. `None` disables the check.
+    pub max_clock_skew_ms: Option<i64>,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig::default(),
+            emit: Emit::All,
+            thresholds: Thresholds::default(),
+            max_clock_skew_ms: Some(3_600_000),
+        }
+    }
+}
+
+/// Where records went. `read = parsed + invalid` and `parsed = aggregated + late` always hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounters {
+    /// Records read (records below a restored offset, or of a partition not owned, are not).
+    pub read: u64,
+    /// Records that parsed into an event and entered the window engine.
+    pub parsed: u64,
+    /// Records sent to the dead-letter topic: invalid ones and those with a skewed clock.
+    pub invalid: u64,
+    /// Of `invalid`: valid readings whose event time is too far ahead of their record time.
+    pub clock_skew: u64,
+    /// Events added to windows.
+    pub aggregated: u64,
+    /// Events sent to the late topic.
+    pub late: u64,
+    /// Windows fired (re-firings included).
+    pub windows_fired: u64,
+    /// Alerts produced.
+    pub alerts: u64,
+}
+
+/// One input record as the processor needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct InputRecord<'a> {
+    /// Source partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// The Kafka record timestamp, epoch ms.
+    pub timestamp_ms: Option<i64>,
+    /// What parsing the value gave.
+    pub parsed: &'a Result<Event, ParseError>,
+}
+
+/// What became of one record besides the alerts it fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Added to its windows.
+    Windowed,
+    /// Not this processor's: the partition is not owned, or the record is below the restored
+    /// offset (already in the state).
+    Skipped,
+    /// For the dead-letter topic, with a stable code and a message.
+    DeadLetter {
+        /// Stable error code (hr-model's codes, or `clock_skew`).
+        code: &'static str,
+        /// Human-readable reason.
+        message: String,
+    },
+    /// For the late topic: its windows have closed.
+    Late {
+        /// The watermark that judged it.
+        watermark_ms: i64,
+        /// How far behind the watermark it was.
+        lateness_ms: i64,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+/// An alert ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertOut {
+    /// The source partition whose state fired it.
+    pub partition: i32,
+    /// The alert (its `patient_id` is the record key).
+    pub alert: Alert,
+    /// The alert as JSON.
+    pub json: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// Offset of the next record to process; records below are already in the state.
+    next_offset: i64,
+    /// Where this ownership started reading (restored offset, or the first record seen):
+    /// where a rewind goes back to.
+    start_offset: Option<i64>,
+}
+
+type Engine = WindowEngine<String, HrAggregator>;
+
+/// The processor: window engine, classification, emit filter and counters for the partitions
+/// this instance owns.
+pub struct Processor {
+    engine: Engine,
+    cfg: ProcessorConfig,
+    counters: RunCounters,
+    owned: BTreeMap<i32, Progress>,
+    out: Vec<Emission<String, HrStats>>,
+}
+
+impl Processor {
+    /// A processor owning no partition yet.
+    ///
+    /// # Errors
+    /// The engine's [`ConfigError`] for an invalid window configuration.
+    pub fn new(cfg: ProcessorConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            engine: WindowEngine::new(cfg.engine.clone(), HrAggregator)?,
+            cfg,
+            counters: RunCounters::default(),
+            owned: BTreeMap::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// Takes ownership of `partition` with the state read back from the changelog (`None`:
+    /// none saved, start fresh).
+    ///
+    /// # Errors
+    /// [`RestoreError`] when the saved state was written under other window settings or is
+    /// corrupt; the partition is then not owned.
+    pub fn assign(
+        &mut self,
+        partition: i32,
+        restored: Option<RestoredPartition>,
+    ) -> Result<(), RestoreError> {
+        self.revoke(partition);
+        let mut progress = Progress {
+            next_offset: 0,
+            start_offset: None,
+        };
+        if let Some(r) = restored {
+            if let Some(snap) = r.snapshot {
+                self.engine.restore(partition as u32, snap)?;
+            }
+            progress = Progress {
+                next_offset: r.next_offset,
+                start_offset: Some(r.next_offset),
+            };
+        }
+        self.engine.add_partition(partition as u32);
+        self.owned.insert(partition, progress);
+        Ok(())
+    }
+
+    /// Gives up `partition` and all its state; the next owner restores it from the changelog.
+    pub fn revoke(&mut self, partition: i32) {
+        self.engine.remove_partition(partition as u32);
+        self.owned.remove(&partition);
+    }
+
+    /// Whether `partition` is owned.
+    pub fn owns(&self, partition: i32) -> bool {
+        self.owned.contains_key(&partition)
+    }
+
+    /// The owned partitions.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.owned.keys().copied()
+    }
+
+    /// Where a rewind of `partition` must resume reading: the restored offset, or the first
+    /// offset processed since it was assigned. `None` when nothing was processed or restored.
+    pub fn rewind_offset(&self, partition: i32) -> Option<i64> {
+        self.owned.get(&partition).and_then(|p| p.start_offset)
+    }
+
+    /// The next offset of every owned partition that has one: what a commit stores.
+    pub fn offsets(&self) -> BTreeMap<i32, i64> {
+        self.owned
+            .iter()
+            .filter(|(_, p)| p.start_offset.is_some())
+            .map(|(&id, p)| (id, p.next_offset))
+            .collect()
+    }
+
+    /// Processes one record: its verdict, and every window it fires pushed into `alerts`.
+    pub fn process(&mut self, rec: InputRecord<'_>, alerts: &mut Vec<AlertOut>) -> Verdict {
+        let Some(progress) = self.owned.get_mut(&rec.partition) else {
+            return Verdict::Skipped;
+        };
+        if progress.start_offset.is_some() && rec.offset < progress.next_offset {
+            return Verdict::Skipped;
+        }
+        progress.start_offset.get_or_insert(rec.offset);
+        progress.next_offset = rec.offset + 1;
+        self.counters.read += 1;
+        let ev = match rec.parsed {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.counters.invalid += 1;
+                return Verdict::DeadLetter {
+                    code: e.code(),
+                    message: e.to_string(),
+                };
+            }
+        };
+        if let (Some(skew), Some(ts)) = (self.cfg.max_clock_skew_ms, rec.timestamp_ms)
+            && ev.event_time_ms > ts.saturating_add(skew)
+        {
+            self.counters.invalid += 1;
+            self.counters.clock_skew += 1;
+            return Verdict::DeadLetter {
+                code: "clock_skew",
+                message: format!(
+                    "event time {} is {} ms ahead of the record's Kafka timestamp {ts}, more than the {skew} ms allowed",
+                    ev.event_time_ms,
+                    ev.event_time_ms - ts
+                ),
+            };
+        }
+        self.counters.parsed += 1;
+        let outcome = self.engine.process(
+            rec.partition as u32,
+            ev.patient_id.as_str(),
+            ev.event_time_ms,
+            &ev.heart_rate_bpm,
+            &mut self.out,
+        );
+        self.drain(alerts);
+        match outcome {
+            Outcome::Aggregated => {
+                self.counters.aggregated += 1;
+                Verdict::Windowed
+            }
+            Outcome::Late {
+                watermark_ms,
+                lateness_ms,
+            } => {
+                self.counters.late += 1;
+                Verdict::Late {
+                    watermark_ms,
+                    lateness_ms,
+                    message: format!(
+                        "event time {} is {lateness_ms} ms past what the watermark {watermark_ms} still accepts",
+                        ev.event_time_ms
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Lets processing time pass (partition idleness in global scope).
+    pub fn tick(&mut self, now: Instant, alerts: &mut Vec<AlertOut>) {
+        self.engine.on_processing_time(now, &mut self.out);
+        self.drain(alerts);
+    }
+
+    /// Ends a bounded input: every open window fires.
+    pub fn finish(&mut self, alerts: &mut Vec<AlertOut>) {
+        self.engine.finish(&mut self.out);
+        self.drain(alerts);
+    }
+
+    /// The changelog records for what changed in `partition` since the last call; `finished`
+    /// ends its state (see [`changelog`]). Empty for a partition not owned or never read.
+    pub fn take_changelog(&mut self, partition: i32, finished: bool) -> Vec<ChangelogRecord> {
+        let Some(progress) = self.owned.get(&partition).copied() else {
+            return Vec::new();
+        };
+        if progress.start_offset.is_none() {
+            return Vec::new();
+        }
+        if finished {
+            let snap = self.engine.snapshot(partition as u32);
+            let _ = self.engine.take_changes(partition as u32);
+            let (_, keys) = match snap {
+                Some(s) => s.into_parts(),
+                None => return changelog::encode_finished(progress.next_offset, []),
+            };
+            return changelog::encode_finished(
+                progress.next_offset,
+                keys.iter().map(|k| k.key().as_str()),
+            );
+        }
+        match self.engine.take_changes(partition as u32) {
+            Some(changes) => changelog::encode_changes(progress.next_offset, changes),
+            None => Vec::new(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> RunCounters {
+        self.counters
+    }
+
+    /// Open windows, keys and partitions held now (counted on demand).
+    pub fn engine_counters(&self) -> hr_window::Counters {
+        self.engine.counters()
+    }
+
+    fn drain(&mut self, alerts: &mut Vec<AlertOut>) {
+        for e in self.out.drain(..) {
+            let Emission::Fired(w) = e else { continue };
+            self.counters.windows_fired += 1;
+            let alert = Alert::from_stats(
+                w.key,
+                w.start,
+                w.end,
+                &w.acc,
+                w.revision,
+                &self.cfg.thresholds,
+            );
+            if self.cfg.emit == Emit::Abnormal && !alert.alert_type.is_abnormal() {
+                continue;
+            }
+            self.counters.alerts += 1;
+            let json = alert.to_json();
+            alerts.push(AlertOut {
+                partition: w.partition as i32,
+                alert,
+                json,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hr_model::{AlertType, Validation};
+    use hr_window::{WatermarkScope, WindowSpec};
+
+    fn reading(patient: &str, t_ms: i64, bpm: u16) -> Result<Event, ParseError> {
+        let ts = hr_model::format_timestamp(t_ms);
+        let json =
+            format!(r#"{{"patient_id":"{patient}","timestamp":"{ts}","heart_rate_bpm":{bpm}}}"#);
+        Validation::default().parse(json.as_bytes())
+    }
+
+    fn input(partition: i32, offset: i64, parsed: &Result<Event, ParseError>) -> InputRecord<'_> {
+        InputRecord {
+            partition,
+            offset,
+            timestamp_ms: None,
+            parsed,
+        }
+    }
+
+    fn processor() -> Processor {
+        Processor::new(ProcessorConfig {
+            engine: EngineConfig {
+                window: WindowSpec::Tumbling { size_ms: 10_000 },
+                out_of_orderness_ms: 1_000,
+                scope: WatermarkScope::Key,
+                ..EngineConfig::default()
+            },
+            ..ProcessorConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// Feeds `(patient, t, bpm)` readings to partition 0 from `offset`, returning alert JSON.
+    fn feed(p: &mut Processor, offset: i64, readings: &[(&str, i64, u16)]) -> Vec<String> {
+        let mut alerts = Vec::new();
+        for (i, &(patient, t, bpm)) in readings.iter().enumerate() {
+            let parsed = reading(patient, t, bpm);
+            p.process(input(0, offset + i as i64, &parsed), &mut alerts);
+        }
+        alerts.into_iter().map(|a| a.json).collect()
+    }
+
+    fn stream() -> Vec<(&'static str, i64, u16)> {
+        let mut v = Vec::new();
+        for i in 0..60 {
+            v.push(("p1", i * 700, 120 + (i % 5) as u16));
+            v.push(("p2", i * 650 + 30, 45));
+        }
+        v
+    }
+
+    #[test]
+    fn classifies_fired_windows_and_counts_every_record() {
+        let mut p = processor();
+        p.assign(0, None).unwrap();
+        let alerts = feed(&mut p, 0, &stream());
+        assert!(!alerts.is_empty());
+        assert!(alerts.iter().any(|a| a.contains("\"tachycardia\"")));
+        assert!(alerts.iter().any(|a| a.contains("\"bradycardia\"")));
+        let c = p.counters();
+        assert_eq!(c.read, 120);
+        assert_eq!(c.read, c.parsed + c.invalid);
+        assert_eq!(c.parsed, c.aggregated + c.late);
+        assert_eq!(c.alerts, alerts.len() as u64);
+        assert_eq!(p.offsets(), BTreeMap::from([(0, 120)]));
+    }
+
+    #[test]
+    fn invalid_and_skewed_readings_go_to_the_dead_letter_topic() {
+        let mut p = processor();
+        p.assign(0, None).unwrap();
+        let bad = Validation::default().parse(br#"{"patient_id":"p1"}"#);
+        let mut alerts = Vec::new();
+        let v = p.process(input(0, 0, &bad), &mut alerts);
+        assert!(
+            matches!(v, Verdict::DeadLetter { code, .. } if code == bad.as_ref().unwrap_err().code())
+        );
+        // A year-9999 reading sent now: far ahead of its record timestamp.
+        let future = reading("p1", hr_model::MAX_TIMESTAMP_MS - 1, 80);
+        let v = p.process(
+            InputRecord {
+                timestamp_ms: Some(1_700_000_000_000),
+                ..input(0, 1, &future)
+            },
+            &mut alerts,
+        );
+        assert!(
+            matches!(
+                v,
+                Verdict::DeadLetter {
+                    code: "clock_skew",
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+        // It did not move p1's clock: an ordinary reading is still on time.
+        let now = reading("p1", 1_700_000_000_000, 80);
+        let v = p.process(
+            InputRecord {
+                timestamp_ms: Some(1_700_000_000_500),
+                ..input(0, 2, &now)
+            },
+            &mut alerts,
+        );
+        assert_eq!(v, Verdict::Windowed);
+        let c = p.counters();
+        assert_eq!((c.invalid, c.clock_skew, c.parsed), (2, 1, 1));
+    }
+
+    #[test]
+    fn records_of_partitions_not_owned_or_below_the_restored_offset_are_skipped() {
+        let mut p = processor();
+        let r = reading("p1", 0, 80);
+        let mut alerts = Vec::new();
+        assert_eq!(p.process(input(0, 0, &r), &mut alerts), Verdict::Skipped);
+        p.assign(
+            0,
+            Some(RestoredPartition {
+                next_offset: 10,
+                snapshot: None,
+            }),
+        )
+        .unwrap();
+        assert_eq!(p.process(input(0, 9, &r), &mut alerts), Verdict::Skipped);
+        assert_eq!(p.process(input(0, 10, &r), &mut alerts), Verdict::Windowed);
+        assert_eq!(p.rewind_offset(0), Some(10));
+        p.revoke(0);
+        assert_eq!(p.process(input(0, 11, &r), &mut alerts), Verdict::Skipped);
+        assert_eq!(p.counters().read, 1);
+    }
+
+    /// The changelog written at any commit points, read back into a new processor, continues
+    /// exactly as an uninterrupted run: the same alerts, byte for byte.
+    #[test]
+    fn a_restore_from_the_changelog_continues_like_an_uninterrupted_run() {
+        let all = stream();
+        let mut whole = processor();
+        whole.assign(0, None).unwrap();
+        let expected = feed(&mut whole, 0, &all);
+        for cut in [1, 17, 60, 119] {
+            let mut first = processor();
+            first.assign(0, None).unwrap();
+            let mut log: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut got = Vec::new();
+            for (i, chunk) in [&all[..cut / 2], &all[cut / 2..cut]]
+                .into_iter()
+                .enumerate()
+            {
+                let offset = if i == 0 { 0 } else { (cut / 2) as i64 };
+                got.extend(feed(&mut first, offset, chunk));
+                for r in first.take_changelog(0, false) {
+                    match r.value {
+                        Some(v) => log.insert(r.key, v),
+                        None => log.remove(&r.key),
+                    };
+                }
+            }
+            let restored = changelog::decode(&log).unwrap().unwrap();
+            assert_eq!(restored.next_offset, cut as i64);
+            let mut second = processor();
+            second.assign(0, Some(restored)).unwrap();
+            // Records the first run already holds are skipped if delivered again.
+            got.extend(feed(&mut second, 0, &all));
+            assert_eq!(got, expected, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_finished_partition_leaves_tombstones_and_a_fresh_start() {
+        let mut p = processor();
+        p.assign(0, None).unwrap();
+        feed(&mut p, 0, &stream());
+        let mut alerts = Vec::new();
+        p.finish(&mut alerts);
+        let recs = p.take_changelog(0, true);
+        let tombstones = recs.iter().filter(|r| r.value.is_none()).count();
+        assert_eq!(tombstones, 2, "one per patient");
+        let log: BTreeMap<Vec<u8>, Vec<u8>> = recs
+            .into_iter()
+            .filter_map(|r| r.value.map(|v| (r.key, v)))
+            .collect();
+        let restored = changelog::decode(&log).unwrap().unwrap();
+        assert_eq!(restored.next_offset, 120);
+        assert_eq!(restored.snapshot, None);
+    }
+
+    #[test]
+    fn abnormal_only_emission_drops_normal_windows() {
+        let mut p = Processor::new(ProcessorConfig {
+            emit: Emit::Abnormal,
+            ..ProcessorConfig::default()
+        })
+        .unwrap();
+        p.assign(0, None).unwrap();
+        let mut readings = Vec::new();
+        for i in 0..200 {
+            readings.push(("p1", i * 1_000, 80));
+        }
+        assert!(feed(&mut p, 0, &readings).is_empty());
+        assert!(p.counters().windows_fired > 0);
+        let _ = AlertType::Normal;
+    }
+}
