@@ -29,6 +29,7 @@ mod admin;
 pub mod cli;
 mod config;
 mod error;
+mod probe;
 mod sink;
 mod source;
 mod table;
@@ -38,6 +39,7 @@ pub mod testkit;
 pub use admin::{TopicOutcome, TopicSpec, ensure_topics};
 pub use config::{client_config, client_id};
 pub use error::KafkaError;
+pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, probe};
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
 pub use sink::{AlertFile, DeliveryLog, Diversion, Sink};

@@ -4,9 +4,14 @@
 //! on `localhost:$HR_KAFKA_PORT` (default 9092); otherwise it starts the native single-node broker
 //! with `docker/kafka-local.sh up`, which takes a file lock, so parallel test binaries never start
 //! two brokers on one port. The broker is left running for the next test binary; `just down` stops it.
+//!
+//! [`tls_broker`] is a second broker for TLS and SASL tests, started by `docker/kafka-tls.sh up` on
+//! its own ports (SASL_SSL on `$HR_KAFKA_TLS_PORT`, default 9192, and the four ports after it),
+//! with a test CA, certificates and SCRAM users of its own. It too is left running for the next
+//! test binary; `docker/kafka-tls.sh down` stops it (CI does, at the end).
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -54,6 +59,134 @@ fn answers(addr: &str) -> bool {
             addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
         })
         .unwrap_or(false)
+}
+
+/// A SCRAM (or PLAIN) user of the [`TlsBroker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct User {
+    /// `sasl.username`.
+    pub name: &'static str,
+    /// `sasl.password`.
+    pub password: &'static str,
+}
+
+/// Super user with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN credentials.
+pub const ALICE: User = User {
+    name: "alice",
+    password: "alice-secret",
+};
+
+/// SCRAM-SHA-256 and PLAIN credentials but no ACLs: authenticated, authorised for nothing.
+pub const BOB: User = User {
+    name: "bob",
+    password: "bob-secret",
+};
+
+/// The secured test broker of `docker/kafka-tls.sh` (see that script and `docker/kafka-local.sh`
+/// for its listeners and users) and the certificate files a client needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsBroker {
+    /// The SASL_SSL listener: SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN.
+    pub sasl_ssl: String,
+    /// The SSL listener that requires a client certificate signed by [`ca`](Self::ca).
+    pub mtls: String,
+    /// An SSL listener whose certificate has expired.
+    pub expired: String,
+    /// The CA that signed the broker's and the client's certificates (`ssl.ca.location`).
+    pub ca: PathBuf,
+    /// A CA that signed nothing the broker uses: trusting only it must fail.
+    pub other_ca: PathBuf,
+    /// The client certificate for mTLS (principal `hr-client`, a super user).
+    pub client_cert: PathBuf,
+    /// The client certificate's key.
+    pub client_key: PathBuf,
+}
+
+impl TlsBroker {
+    /// librdkafka properties for [`sasl_ssl`](Self::sasl_ssl) as `user` with `mechanism`
+    /// (`SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`), trusting the test CA: what a user passes
+    /// with `-X`.
+    pub fn sasl_props(&self, mechanism: &str, user: User) -> Vec<(String, String)> {
+        props(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", mechanism),
+            ("sasl.username", user.name),
+            ("sasl.password", user.password),
+            ("ssl.ca.location", &path_str(&self.ca)),
+        ])
+    }
+
+    /// librdkafka properties for [`mtls`](Self::mtls) with the client certificate.
+    pub fn mtls_props(&self) -> Vec<(String, String)> {
+        props(&[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &path_str(&self.ca)),
+            ("ssl.certificate.location", &path_str(&self.client_cert)),
+            ("ssl.key.location", &path_str(&self.client_key)),
+        ])
+    }
+}
+
+fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The secured test broker, started by `docker/kafka-tls.sh up` unless it already answers on
+/// `localhost:$HR_KAFKA_TLS_PORT` (default 9192). The script's file lock makes parallel test
+/// binaries share one broker; it is left running afterwards (`docker/kafka-tls.sh down` stops it).
+///
+/// # Panics
+/// Panics (failing the test) when the broker cannot be started; the message says why.
+pub fn tls_broker() -> &'static TlsBroker {
+    static BROKER: OnceLock<TlsBroker> = OnceLock::new();
+    BROKER.get_or_init(|| start_tls_broker().unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn start_tls_broker() -> Result<TlsBroker, KafkaError> {
+    let port: u16 = match std::env::var("HR_KAFKA_TLS_PORT") {
+        Ok(p) => p
+            .parse()
+            .map_err(|_| KafkaError::NoBroker(format!("HR_KAFKA_TLS_PORT={p} is not a port")))?,
+        Err(_) => 9192,
+    };
+    let state = std::env::var_os("HR_KAFKA_TLS_STATE")
+        .map_or_else(|| repo_root().join(".kafka/tls-broker"), PathBuf::from);
+    let tls = state.join("tls");
+    let broker = TlsBroker {
+        sasl_ssl: format!("localhost:{port}"),
+        mtls: format!("localhost:{}", port + 2),
+        expired: format!("localhost:{}", port + 4),
+        ca: tls.join("ca.pem"),
+        other_ca: tls.join("other-ca.pem"),
+        client_cert: tls.join("client.crt"),
+        client_key: tls.join("client.key"),
+    };
+    if answers(&broker.sasl_ssl) && broker.ca.exists() {
+        return Ok(broker);
+    }
+    let script = repo_root().join("docker/kafka-tls.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("up")
+        .env("HR_KAFKA_TLS_PORT", port.to_string())
+        .env("HR_KAFKA_TLS_STATE", &state)
+        .status()
+        .map_err(|e| KafkaError::NoBroker(format!("running {}: {e}", script.display())))?;
+    if !status.success() || !answers(&broker.sasl_ssl) || !broker.ca.exists() {
+        return Err(KafkaError::NoBroker(format!(
+            "{} up failed ({status}); its log is {}",
+            script.display(),
+            state.join("kafka.log").display()
+        )));
+    }
+    Ok(broker)
 }
 
 /// The workspace root: this crate lives in `<root>/crates/hr-kafka`.
