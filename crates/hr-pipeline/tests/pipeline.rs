@@ -597,3 +597,142 @@ fn emit_abnormal_from_env_writes_only_abnormal_alerts_to_topic_and_file() {
     assert_eq!(lines, alerts(&t.cfg));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig}");
+}
+
+/// An instance frozen (SIGSTOP, as a long GC pause or a VM migration does) past its session
+/// timeout while another takes its partitions, then resumed: whatever it still tries to write
+/// must never become visible. Compared window by window with an uninterrupted run, in both
+/// delivery modes: nothing missing, nothing wrong, and with exactly-once nothing repeated.
+#[test]
+fn a_paused_instance_whose_partitions_moved_is_fenced() {
+    for guarantee in ["exactly-once", "at-least-once"] {
+        let t = setup(3, None);
+        produce(&t.cfg.input_topic, &stream(0, 150));
+        let args = [
+            "--guarantee",
+            guarantee,
+            "--alerts-dir",
+            "none",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+        ];
+        let mut a = binary(&t.cfg, &args).spawn().expect("start a");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while read_all(&t.cfg.alerts_topic).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no alert from a");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        signal(&a, "-STOP");
+        let mut b = binary(&t.cfg, &args).spawn().expect("start b");
+        // a's session times out; b takes every partition and reads on.
+        std::thread::sleep(Duration::from_secs(10));
+        produce(&t.cfg.input_topic, &stream(150, 300));
+        std::thread::sleep(Duration::from_secs(3));
+        signal(&a, "-CONT");
+        std::thread::sleep(Duration::from_secs(8));
+        signal(&a, "-TERM");
+        signal(&b, "-TERM");
+        assert!(a.wait().unwrap().success(), "{guarantee}: a");
+        assert!(b.wait().unwrap().success(), "{guarantee}: b");
+        let status = binary(&t.cfg, &["--bounded", "--guarantee", guarantee, "--alerts-dir", "none"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let got = alert_set(&t.cfg);
+        assert_eq!(got.len(), 4 * 5, "{guarantee}: four patients, five minutes");
+        let mut base = t.cfg.clone();
+        base.alerts_dir = None;
+        assert_eq!(got, baseline(&base), "{guarantee}: every window as uninterrupted");
+        if guarantee == "exactly-once" {
+            assert_eq!(read_all(&t.cfg.alerts_topic).len(), 4 * 5, "no repeats");
+        }
+    }
+}
+
+/// A valid reading whose alert exceeds the alerts topic's limit (a 900 KB patient id) and a
+/// 1 MiB invalid record whose dead-letter copy would: each is replaced by a small dead letter
+/// saying why, and the job goes on.
+#[test]
+fn records_too_large_to_forward_are_replaced_by_small_dead_letters() {
+    let b = bootstrap();
+    let mut cfg = RunConfig::new(b.clone());
+    cfg.group = unique_topic("hr-pipeline-test-group");
+    cfg.input_topic = unique_topic("events");
+    cfg.alerts_topic = unique_topic("alerts");
+    cfg.dlq_topic = unique_topic("dlq");
+    cfg.late_topic = unique_topic("late");
+    cfg.alerts_dir = None;
+    cfg.bounded = true;
+    let big = hr_kafka::TopicSpec {
+        configs: vec![("max.message.bytes".into(), "4194304".into())],
+        ..hr_kafka::TopicSpec::new(cfg.input_topic.clone(), 1)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(hr_kafka::ensure_topics(
+        &client_config(&b, &[]),
+        &[big],
+        Duration::from_secs(30),
+    ))
+    .unwrap();
+    for t in [&cfg.alerts_topic, &cfg.dlq_topic, &cfg.late_topic] {
+        create_topic(&b, t, 1);
+    }
+    let long_id = "x".repeat(900 * 1024);
+    let huge_invalid = vec![b'{'; 1024 * 1024];
+    let records = vec![
+        reading("p001", 10_000, 80),
+        reading(&long_id, 10_000, 120),
+        huge_invalid.clone(),
+        reading(&long_id, 130_000, 120),
+        reading("p001", 130_000, 82),
+    ];
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config(&b, &[("message.max.bytes".into(), "4194304".into())])
+            .create()
+            .unwrap();
+    for v in &records {
+        producer
+            .send(BaseRecord::<[u8], [u8]>::to(&cfg.input_topic).payload(v.as_slice()))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let c = run(&cfg, &AtomicBool::new(false)).expect("the job goes on");
+    assert_eq!((c.read, c.invalid), (5, 1));
+    let dlq = read_all(&cfg.dlq_topic);
+    let stand_ins: Vec<&Read> = dlq
+        .iter()
+        .filter(|d| d.headers["hr.error.code"] == "too_large")
+        .collect();
+    assert_eq!(dlq.len(), 3, "the invalid record and the long id's two alerts, once each");
+    assert_eq!(stand_ins.len(), 3);
+    for d in &stand_ins {
+        assert!(d.value.len() <= 1024, "a prefix, not the record");
+        let size: usize = d.headers["hr.original.size"].parse().unwrap();
+        assert!(size > 900 * 1024, "{size}");
+        assert!(!d.headers["hr.error.message"].is_empty());
+    }
+    assert_eq!(stand_ins[0].headers["hr.source.offset"], "2", "the invalid record");
+    assert_eq!(stand_ins[0].headers["hr.original.topic"], cfg.dlq_topic);
+    assert_eq!(stand_ins[1].headers["hr.original.topic"], cfg.alerts_topic);
+    assert_eq!(stand_ins[1].headers["hr.source.offset"], "3", "fired by the long id's second reading");
+    assert_eq!(stand_ins[2].headers["hr.original.topic"], cfg.alerts_topic);
+    let got = alerts(&cfg);
+    let ids: Vec<&str> = got.iter().map(|a| a["patient_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["p001", "p001"], "the other patient's alerts are all there");
+}
