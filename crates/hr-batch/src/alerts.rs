@@ -187,6 +187,7 @@ pub(crate) fn read_alert_columns(
     schema: &Schema,
 ) -> Result<(DataFrame, ReadReport)> {
     let files = input::list_inputs(path)?;
+    input::require_some(&files, path, ALERT_FILES, &opts)?;
     opts.progress.start(input::total_bytes(&files));
     let mut report = ReadReport::default();
     let mut frames = Vec::new();
@@ -248,3 +249,6 @@ fn read_parquet(path: &Path, schema: &Schema) -> Result<DataFrame> {
     }
     Ok(DataFrame::new(height, columns)?)
 }
+
+/// The alert files a folder is searched for.
+pub const ALERT_FILES: &str = "*.jsonl or *.parquet";

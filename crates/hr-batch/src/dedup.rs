@@ -417,10 +417,10 @@ mod tests {
         let mut revision = Vec::new();
         for i in 0..n {
             let r = mix(i);
-            let w = if r % 50 == 0 { r % 997 } else { i };
+            let w = if r.is_multiple_of(50) { r % 997 } else { i };
             patient.push((w % 37) as u32);
             start.push((w / 37) as i64 * 60_000);
-            end.push((w / 37) as i64 * 60_000 + if r % 7 == 0 { 10_000 } else { 60_000 });
+            end.push((w / 37) as i64 * 60_000 + if r.is_multiple_of(7) { 10_000 } else { 60_000 });
             revision.push((r >> 40) as u32 % 3);
         }
         // Columns cut into chunks at different rows, one of them empty.

@@ -42,6 +42,23 @@ pub enum BatchError {
     /// An option is out of its domain (a zero window, a slide longer than the window, ...).
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The output path holds something an earlier hr-batch run did not write; `--force`
+    /// replaces it anyway.
+    #[error("refusing to replace {}: {why} (use --force to replace it anyway)", path.display())]
+    WouldOverwrite {
+        /// The output path.
+        path: PathBuf,
+        /// What is there.
+        why: String,
+    },
+    /// No input files were found, and strict mode makes that an error.
+    #[error("no {pattern} files under {}", path.display())]
+    NoInput {
+        /// The input folder.
+        path: PathBuf,
+        /// The names looked for, e.g. `*.jsonl or *.parquet`.
+        pattern: String,
+    },
     /// Polars failed while computing or writing a table.
     #[error("polars: {0}")]
     Polars(#[from] polars::error::PolarsError),

@@ -150,8 +150,24 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, FileKind)>) -> Result<()> {
     Ok(())
 }
 
-fn has_ext(p: &Path, ext: &str) -> bool {
+pub(crate) fn has_ext(p: &Path, ext: &str) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// In strict mode, finding no input file is an error naming the folder and `pattern`.
+pub(crate) fn require_some(
+    files: &[(PathBuf, FileKind)],
+    path: &Path,
+    pattern: &str,
+    opts: &ReadOptions<'_>,
+) -> Result<()> {
+    if files.is_empty() && opts.strict {
+        return Err(BatchError::NoInput {
+            path: path.to_owned(),
+            pattern: pattern.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Total size of the files, for the progress bar.

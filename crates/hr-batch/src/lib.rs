@@ -59,14 +59,16 @@ mod stats;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use alerts::{alert_schema, read_alerts};
+pub use alerts::{ALERT_FILES, alert_schema, read_alerts};
 pub use error::{BatchError, Result};
 pub use generate::{GenerateSpec, alerts_frame, generate_alerts};
 pub use input::{MAX_REPORTED, Malformed, Progress, ReadOptions, ReadReport};
-pub use output::{OutputFormat, replace_file, write_table};
+pub use output::{
+    OutputFormat, PreviousOutput, ensure_replaceable, replace_file, write_csv, write_table,
+};
 pub use polars::prelude::DataFrame;
 pub use recompute::{
-    RecomputeOptions, WindowSpec, parse_duration_ms, read_readings, readings_frame,
+    READING_FILES, RecomputeOptions, WindowSpec, parse_duration_ms, read_readings, readings_frame,
     readings_schema, recompute_events, window_alerts, write_alerts_jsonl,
 };
 pub use stats::{alert_stats, alert_stats_plain, latest_revisions, stats_schema};
@@ -148,7 +150,7 @@ this line is broken
     /// The report for [`ALERTS`], worked out by hand: p002's first window counts once at
     /// revision 1, and p001's duplicated second window once.
     fn expected() -> DataFrame {
-        let dt = DataType::Datetime(TimeUnit::Milliseconds, None);
+        let dt = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
         df!(
             "patient_id" => ["p001", "p001", "p002"],
             "alert_type" => ["normal", "tachycardia", "bradycardia"],
@@ -212,9 +214,9 @@ this line is broken
         assert_eq!(
             std::fs::read_to_string(out).unwrap(),
             "patient_id,alert_type,alert_count,mean_avg_hr,min_hr,max_hr,first_window_start,last_window_start\n\
-             p001,normal,1,72.0,60,80,2025-11-19T07:17:00.000,2025-11-19T07:17:00.000\n\
-             p001,tachycardia,2,107.5,98,130,2025-11-19T07:15:00.000,2025-11-19T07:16:00.000\n\
-             p002,bradycardia,2,46.0,36,55,2025-11-19T07:15:00.000,2025-11-19T07:16:00.000\n"
+             p001,normal,1,72.0,60,80,2025-11-19T07:17:00.000Z,2025-11-19T07:17:00.000Z\n\
+             p001,tachycardia,2,107.5,98,130,2025-11-19T07:15:00.000Z,2025-11-19T07:16:00.000Z\n\
+             p002,bradycardia,2,46.0,36,55,2025-11-19T07:15:00.000Z,2025-11-19T07:16:00.000Z\n"
         );
     }
 

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
 use hr_batch::{
-    BatchError, GenerateSpec, OutputFormat, Progress, ReadOptions, ReadReport, RecomputeOptions,
-    WindowSpec,
+    BatchError, GenerateSpec, OutputFormat, PreviousOutput, Progress, ReadOptions, ReadReport,
+    RecomputeOptions, WindowSpec,
 };
 use hr_model::{Thresholds, Validation};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,8 +37,16 @@ Examples:
   # Ten million synthetic alerts for a benchmark
   hr-batch generate --alerts 10000000 --output /tmp/alerts10m
 
-Exit status: 0 success, 1 failure, 2 missing input path or bad usage.
-The terminal table shows POLARS_FMT_MAX_ROWS rows (set it to -1 for all).";
+Output: on a terminal the report is printed as a table with every row (POLARS_FMT_MAX_ROWS=N shows
+N and says how many it hid); piped, as CSV. Datetimes are UTC everywhere (CSV with a Z).
+An existing output path is replaced only if an earlier hr-batch run wrote it (--force: any path).
+No input file found is a warning (--strict: an error).
+
+Settings: every flag reads the HR_BATCH_* variable shown next to it, and the [batch] table of
+--config FILE (keys as the long flags; [batch.recompute] for one subcommand); flags win, then
+variables, then the file.
+
+Exit status: 0 success, 1 failure, 2 missing input path or bad usage.";
 
 /// Polars analytics over hr-stream alerts, and a batch recomputation of the windows.
 ///
@@ -65,21 +74,27 @@ enum Command {
 struct StatsArgs {
     /// Alerts: a JSONL file, a Parquet file, or a directory searched recursively for *.jsonl and
     /// *.parquet (names starting with '.' or '_' are skipped).
-    #[arg(long, visible_alias = "input_path", default_value = "output/alerts")]
+    #[arg(
+        long,
+        visible_alias = "input_path",
+        default_value = "output/alerts",
+        env = "HR_BATCH_INPUT"
+    )]
     input: PathBuf,
-    /// Where the report goes, replacing what is there: a path ending in .parquet or .csv is one
-    /// file, anything else a directory holding part-00000.<ext>.
+    /// Where the report goes, replacing an earlier report there: a path ending in .parquet or
+    /// .csv is one file, anything else a directory holding part-00000.<ext>.
     #[arg(
         long,
         visible_alias = "output_path",
-        default_value = "output/alert_stats"
+        default_value = "output/alert_stats",
+        env = "HR_BATCH_OUTPUT"
     )]
     output: PathBuf,
     /// Report format [default: csv for a .csv output path, else parquet].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "HR_BATCH_FORMAT")]
     format: Option<FormatArg>,
     /// Print where the time went: reading, dedup of repeated windows, aggregation, writing.
-    #[arg(long, short)]
+    #[arg(long, short, env = "HR_BATCH_VERBOSE")]
     verbose: bool,
     #[command(flatten)]
     common: CommonArgs,
@@ -87,12 +102,15 @@ struct StatsArgs {
 
 #[derive(Args)]
 struct CommonArgs {
-    /// Fail on the first malformed line instead of counting and skipping it.
-    #[arg(long)]
+    /// Fail on the first malformed line, and when no input file is found, instead of warning.
+    #[arg(long, env = "HR_BATCH_STRICT")]
     strict: bool,
-    /// No progress bar and no table on the terminal.
-    #[arg(long, short)]
+    /// No progress bar and no table on standard output.
+    #[arg(long, short, env = "HR_BATCH_QUIET")]
     quiet: bool,
+    /// Replace the output path whatever it holds (by default only an earlier hr-batch output).
+    #[arg(long, env = "HR_BATCH_FORCE")]
+    force: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -104,20 +122,22 @@ enum FormatArg {
 #[derive(Args)]
 struct RecomputeArgs {
     /// Raw readings: a JSONL file or a directory of *.jsonl files, one reading per line.
-    #[arg(long, visible_alias = "input_path")]
+    #[arg(long, visible_alias = "input_path", env = "HR_BATCH_READINGS")]
     input: PathBuf,
     /// Alert JSONL file to write (replaced atomically), or '-' for standard output.
     #[arg(
         long,
         visible_alias = "output_path",
-        default_value = "output/recomputed_alerts.jsonl"
+        default_value = "output/recomputed_alerts.jsonl",
+        env = "HR_BATCH_RECOMPUTED"
     )]
     output: PathBuf,
-    /// Window length (500ms, 10s, 1m, 1h or plain milliseconds).
-    #[arg(long, default_value = "60s")]
+    /// Window length: a number and a unit (500ms, 10s, 1.5m, 1h).
+    #[arg(long, default_value = "60s", env = "HR_WINDOW_SIZE")]
     window: String,
-    /// Distance between window starts for sliding windows [default: the window length, tumbling].
-    #[arg(long)]
+    /// Distance between window starts for sliding windows, e.g. 10s [default: the window
+    /// length, tumbling].
+    #[arg(long, env = "HR_WINDOW_SLIDE")]
     slide: Option<String>,
     /// Average above which a window is tachycardia.
     #[arg(long, default_value_t = Thresholds::DEFAULT.tachycardia_above)]
@@ -132,7 +152,7 @@ struct RecomputeArgs {
     #[arg(long, default_value_t = Validation::DEFAULT.max_bpm)]
     max_bpm: u16,
     /// Emit only tachycardia and bradycardia windows.
-    #[arg(long)]
+    #[arg(long, env = "HR_BATCH_ABNORMAL_ONLY")]
     abnormal_only: bool,
     #[command(flatten)]
     common: CommonArgs,
@@ -161,10 +181,17 @@ struct GenerateArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Replace the output path whatever it holds (by default only an earlier `generate` output).
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    if std::env::var_os("POLARS_FMT_MAX_ROWS").is_none() {
+        // SAFETY: no other thread runs yet (Polars starts its pool on first use).
+        unsafe { std::env::set_var("POLARS_FMT_MAX_ROWS", "-1") };
+    }
+    let cli: Cli = hr_kafka::cli::parse("batch").args;
     let result = match cli.command {
         None => stats(cli.stats),
         Some(Command::Stats(args)) => stats(args),
@@ -173,6 +200,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `hr-batch | head`: the reader has what it wanted.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             let missing = error
@@ -181,6 +210,52 @@ fn main() -> ExitCode {
             ExitCode::from(if missing { 2 } else { 1 })
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Says so when a folder held no input file; strict mode has already made it an error.
+fn warn_no_input(report: &ReadReport, input: &Path, pattern: &str) {
+    if report.files == 0 {
+        eprintln!(
+            "warning: no {pattern} files under {}: the result is empty (--strict makes this an error).",
+            input.display()
+        );
+    }
+}
+
+/// The report on standard output: Polars' table on a terminal (every row, unless
+/// `POLARS_FMT_MAX_ROWS` says otherwise, and then how many it hid), CSV in a pipe.
+fn print_report(table: &hr_batch::DataFrame) -> anyhow::Result<()> {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut out = std::io::stdout().lock();
+    if out.is_terminal() {
+        writeln!(out, "{table}")?;
+        let limit = std::env::var("POLARS_FMT_MAX_ROWS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(hidden) = limit
+            .and_then(|n| table.height().checked_sub(n))
+            .filter(|&h| h > 0)
+        {
+            writeln!(
+                out,
+                "({hidden} row(s) not shown: POLARS_FMT_MAX_ROWS={})",
+                limit.unwrap_or(0)
+            )?;
+        }
+    } else {
+        let mut text = Vec::new();
+        hr_batch::write_csv(&mut table.clone(), &mut text)?;
+        out.write_all(&text)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// A byte progress bar on standard error; indicatif draws nothing when that is not a terminal.
@@ -247,6 +322,9 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
         None if has_ext(&args.output, "csv") => OutputFormat::Csv,
         None => OutputFormat::Parquet,
     };
+    if !args.common.force {
+        hr_batch::ensure_replaceable(&args.output, PreviousOutput::Report)?;
+    }
     let bar = Bar::new(args.common.quiet);
     let run = hr_batch::run_stats(
         &args.input,
@@ -257,8 +335,9 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
     .with_context(|| format!("alert report from {}", args.input.display()))?;
     bar.0.finish_and_clear();
     warn_malformed(&run.report);
+    warn_no_input(&run.report, &args.input, hr_batch::ALERT_FILES);
     if !args.common.quiet {
-        println!("{}", run.table);
+        print_report(&run.table)?;
     }
     eprintln!(
         "Read {} alert(s) from {} file(s); wrote {} row(s) to {}.",
@@ -299,12 +378,16 @@ fn recompute(args: RecomputeArgs) -> anyhow::Result<()> {
         min_bpm: args.min_bpm,
         max_bpm: args.max_bpm,
     };
+    if !args.common.force && args.output != Path::new("-") {
+        hr_batch::ensure_replaceable(&args.output, PreviousOutput::AlertLines)?;
+    }
     let bar = Bar::new(args.common.quiet);
     let (readings, report) =
         hr_batch::read_readings(&args.input, &validation, read_options(&args.common, &bar))
             .with_context(|| format!("readings from {}", args.input.display()))?;
     bar.0.finish_and_clear();
     warn_malformed(&report);
+    warn_no_input(&report, &args.input, hr_batch::READING_FILES);
     let alerts = hr_batch::window_alerts(readings, &opts)?;
     hr_batch::write_alerts_jsonl(&alerts, &args.output)?;
     eprintln!(
@@ -326,6 +409,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     };
     anyhow::ensure!(args.patients > 0, "--patients must be at least 1");
     anyhow::ensure!(args.files > 0, "--files must be at least 1");
+    if !args.force {
+        hr_batch::ensure_replaceable(&args.output, PreviousOutput::Generated)?;
+    }
     let tmp = args.output.with_extension("generating");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;

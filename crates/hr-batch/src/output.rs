@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::error::{BatchError, Result};
+use crate::input::has_ext;
 
 /// File format of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,7 +17,7 @@ pub enum OutputFormat {
     /// Apache Parquet (zstd-compressed), the default: typed and compact.
     #[default]
     Parquet,
-    /// Comma-separated values with a header; datetimes as ISO 8601.
+    /// Comma-separated values with a header; datetimes as ISO 8601 in UTC (`...T07:15:00.000Z`).
     Csv,
 }
 
@@ -110,6 +111,118 @@ pub fn replace_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     result
 }
 
+/// What a previous hr-batch run leaves at an output path, so a new run may replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviousOutput {
+    /// The report of `stats`: a directory holding only `part-00000.parquet` or `.csv`, or one
+    /// `.parquet` / `.csv` file with the report's columns.
+    Report,
+    /// An alert JSONL file (`recompute`): empty, or starting with an alert line.
+    AlertLines,
+    /// The synthetic alerts of `generate`: a directory of `alerts-NNNN.jsonl` files or one
+    /// `alerts.parquet`.
+    Generated,
+}
+
+/// Refuses to let a run replace `path` unless nothing is there or it is what an earlier run of
+/// the same kind wrote (see [`PreviousOutput`]): an output path that points at the input, a
+/// home directory or someone's notes by mistake is an error, not a loss. `--force` skips this.
+///
+/// # Errors
+/// [`BatchError::WouldOverwrite`] naming the path and why it is not taken for an earlier output.
+pub fn ensure_replaceable(path: &Path, kind: PreviousOutput) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let refuse = |why: String| {
+        Err(BatchError::WouldOverwrite {
+            path: path.to_owned(),
+            why,
+        })
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("it is a symbolic link".into());
+    }
+    if meta.is_dir() {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| BatchError::io(path, e))? {
+            let entry = entry.map_err(|e| BatchError::io(path, e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        let ours = |n: &str| match kind {
+            PreviousOutput::Report => n == "part-00000.parquet" || n == "part-00000.csv",
+            PreviousOutput::Generated => {
+                n == "alerts.parquet"
+                    || n.strip_prefix("alerts-")
+                        .and_then(|r| r.strip_suffix(".jsonl"))
+                        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            }
+            PreviousOutput::AlertLines => false,
+        };
+        return match names.iter().find(|n| !ours(n)) {
+            None => Ok(()),
+            Some(other) => refuse(format!(
+                "it is a directory holding {other:?}, which hr-batch does not write there"
+            )),
+        };
+    }
+    let looks_ours = match kind {
+        PreviousOutput::Report if has_ext(path, "parquet") => {
+            ParquetReader::new(File::open(path).map_err(|e| BatchError::io(path, e))?)
+                .schema()
+                .is_ok_and(|schema| {
+                    let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+                    let want: Vec<String> = crate::stats_schema()
+                        .iter_names()
+                        .map(|n| n.to_string())
+                        .collect();
+                    names == want
+                })
+        }
+        PreviousOutput::Report => first_line(path)? == csv_header(),
+        PreviousOutput::AlertLines => {
+            let line = first_line(path)?;
+            line.is_empty() || serde_json::from_str::<hr_model::Alert>(&line).is_ok()
+        }
+        PreviousOutput::Generated => false,
+    };
+    if looks_ours {
+        Ok(())
+    } else {
+        refuse("it is a file hr-batch did not write".into())
+    }
+}
+
+/// The report's CSV header line.
+fn csv_header() -> String {
+    crate::stats_schema()
+        .iter_names()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The first line of a file (up to 64 KiB), without its newline.
+fn first_line(path: &Path) -> Result<String> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(64 << 10).read_to_end(&mut buf))
+        .map_err(|e| BatchError::io(path, e))?;
+    let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end])
+        .trim_end_matches('\r')
+        .to_owned())
+}
+
+/// Writes `table` as CSV with a header, datetimes in UTC with a `Z` (as [`write_table`] does).
+///
+/// # Errors
+/// Polars' error encoding or writing.
+pub fn write_csv(table: &mut DataFrame, w: &mut dyn Write) -> Result<()> {
+    encode(table, OutputFormat::Csv, w)
+}
+
 fn encode(table: &mut DataFrame, format: OutputFormat, w: &mut dyn Write) -> Result<()> {
     match format {
         OutputFormat::Parquet => {
@@ -118,7 +231,11 @@ fn encode(table: &mut DataFrame, format: OutputFormat, w: &mut dyn Write) -> Res
                 .finish(table)?;
         }
         OutputFormat::Csv => {
-            CsvWriter::new(w).include_header(true).finish(table)?;
+            // Every datetime hr-batch writes is UTC (see `stats_schema`): say so with a `Z`.
+            CsvWriter::new(w)
+                .include_header(true)
+                .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.3fZ".into()))
+                .finish(table)?;
         }
     }
     Ok(())
@@ -216,5 +333,63 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "previous\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_an_earlier_output_may_be_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        use PreviousOutput::*;
+        // Nothing there yet.
+        assert!(ensure_replaceable(&p("new"), Report).is_ok());
+        // An earlier report, in each layout.
+        let mut t = crate::alert_stats(crate::alerts_frame(std::iter::empty()).unwrap()).unwrap();
+        write_table(&mut t, &p("stats"), OutputFormat::Parquet).unwrap();
+        write_table(&mut t, &p("stats.csv"), OutputFormat::Csv).unwrap();
+        write_table(&mut t, &p("stats.parquet"), OutputFormat::Parquet).unwrap();
+        for ok in ["stats", "stats.csv", "stats.parquet"] {
+            assert!(ensure_replaceable(&p(ok), Report).is_ok(), "{ok}");
+        }
+        // Unrelated files and folders.
+        std::fs::write(p("notes.csv"), "my,own\n1,2\n").unwrap();
+        std::fs::create_dir(p("home")).unwrap();
+        std::fs::write(p("home/thesis.tex"), "x").unwrap();
+        std::fs::write(p("other.parquet"), "not parquet").unwrap();
+        std::fs::write(p("alerts.jsonl"), "{\"patient_id\":\"p1\"}\n").unwrap();
+        for (bad, kind) in [
+            ("notes.csv", Report),
+            ("home", Report),
+            ("other.parquet", Report),
+            ("alerts.jsonl", AlertLines),
+            ("stats", Generated),
+            ("stats.csv", AlertLines),
+        ] {
+            let err = ensure_replaceable(&p(bad), kind).unwrap_err();
+            assert!(
+                matches!(err, BatchError::WouldOverwrite { .. }),
+                "{bad}: {err}"
+            );
+            assert!(err.to_string().contains(bad), "{err}");
+            assert!(err.to_string().contains("--force"), "{err}");
+        }
+        // An earlier recompute and generate output.
+        std::fs::write(p("re.jsonl"), "").unwrap();
+        assert!(ensure_replaceable(&p("re.jsonl"), AlertLines).is_ok());
+        let alert = crate::generate_alerts(crate::GenerateSpec {
+            alerts: 1,
+            patients: 1,
+            revised_per_mille: 0,
+            seed: 1,
+        })
+        .next()
+        .unwrap();
+        std::fs::write(p("re.jsonl"), alert.to_json() + "\n").unwrap();
+        assert!(ensure_replaceable(&p("re.jsonl"), AlertLines).is_ok());
+        std::fs::create_dir(p("gen")).unwrap();
+        std::fs::write(p("gen/alerts-0000.jsonl"), "").unwrap();
+        std::fs::write(p("gen/alerts-0001.jsonl"), "").unwrap();
+        assert!(ensure_replaceable(&p("gen"), Generated).is_ok());
+        std::fs::write(p("gen/README"), "").unwrap();
+        assert!(ensure_replaceable(&p("gen"), Generated).is_err());
     }
 }

@@ -131,6 +131,7 @@ pub fn read_readings(
     opts: ReadOptions<'_>,
 ) -> Result<(DataFrame, ReadReport)> {
     let files = input::list_inputs(path)?;
+    input::require_some(&files, path, READING_FILES, &opts)?;
     opts.progress.start(input::total_bytes(&files));
     let parser = ReadingParser(*validation);
     let mut report = ReadReport::default();
@@ -310,6 +311,9 @@ pub fn parse_duration_ms(text: &str) -> Result<i64> {
         Err(e) => Err(BatchError::InvalidOption(e.to_string())),
     }
 }
+
+/// The reading files a folder is searched for.
+pub const READING_FILES: &str = "*.jsonl";
 
 #[cfg(test)]
 mod tests {

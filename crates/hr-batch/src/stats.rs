@@ -10,6 +10,12 @@ use crate::error::Result;
 /// The columns of the report [`alert_stats`] computes.
 ///
 /// `first_window_start` / `last_window_start` are UTC datetimes (millisecond precision, stored
+/// Epoch milliseconds as a UTC datetime: Parquet marks it `isAdjustedToUTC=true` and CSV
+/// writes it with a `Z`, so no reader has to guess the zone.
+pub(crate) fn utc_ms() -> DataType {
+    DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+}
+
 /// without a zone name: every timestamp in hr-stream is UTC).
 pub fn stats_schema() -> Schema {
     Schema::from_iter([
@@ -19,14 +25,8 @@ pub fn stats_schema() -> Schema {
         Field::new("mean_avg_hr".into(), DataType::Float64),
         Field::new("min_hr".into(), DataType::UInt16),
         Field::new("max_hr".into(), DataType::UInt16),
-        Field::new(
-            "first_window_start".into(),
-            DataType::Datetime(TimeUnit::Milliseconds, None),
-        ),
-        Field::new(
-            "last_window_start".into(),
-            DataType::Datetime(TimeUnit::Milliseconds, None),
-        ),
+        Field::new("first_window_start".into(), utc_ms()),
+        Field::new("last_window_start".into(), utc_ms()),
     ])
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn alert_stats_timed(alerts: DataFrame) -> Result<(DataFrame, Duratio
 
 /// The report's aggregations over `alerts` grouped by `by`.
 fn aggregate(alerts: LazyFrame, by: impl AsRef<[Expr]>) -> LazyFrame {
-    let when = DataType::Datetime(TimeUnit::Milliseconds, None);
+    let when = utc_ms();
     alerts.group_by(by).agg([
         len().cast(DataType::UInt64).alias("alert_count"),
         col("avg_hr").mean().alias("mean_avg_hr"),
@@ -253,7 +253,7 @@ impl CodedAlerts {
             }
             groups[slot[pair] as usize].add(avg_hr, min_hr, max_hr, start);
         }
-        let when = DataType::Datetime(TimeUnit::Milliseconds, None);
+        let when = utc_ms();
         let columns = vec![
             StringChunked::from_iter_options(
                 "patient_id".into(),
