@@ -21,7 +21,8 @@
 #
 # A sasl_ssl broker makes, on first start, a self-signed CA and certificates with openssl in
 # <state>/tls, and SCRAM users at format time. Its listeners, from HR_KAFKA_PORT = P:
-#   P    SASL_SSL   SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN; users below
+#   P    SASL_SSL   SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN (users below), and OAUTHBEARER with
+#                   unsecured (unsigned) JWTs, whose principal is taken as given
 #   P+1  CONTROLLER (KRaft, plaintext)
 #   P+2  SSL        mTLS: a client certificate signed by the CA is required (principal = its CN)
 #   P+3  PLAINTEXT  on 127.0.0.1 only, between the broker's own parts (inter-broker listener)
@@ -138,10 +139,12 @@ listeners=SASL_SSL://:$sasl,CONTROLLER://:$cport,SSL://:$ssl,INTERNAL://127.0.0.
 advertised.listeners=SASL_SSL://localhost:$sasl,SSL://localhost:$ssl,INTERNAL://127.0.0.1:$internal,EXPIRED://localhost:$expired,CONTROLLER://localhost:$cport
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,EXPIRED:SSL
 inter.broker.listener.name=INTERNAL
-sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";
+# OAUTHBEARER with Kafka's default, unsecured token validator: any unsigned JWT names its principal.
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
 ssl.keystore.type=PEM
 ssl.keystore.location=$tls/broker.pem
 ssl.truststore.type=PEM

@@ -272,3 +272,21 @@ fn a_user_without_acls_connects_but_topic_creation_is_an_authorization_failure()
     assert_eq!(e.kind(), ConnectErrorKind::Authorization, "{e}");
     assert!(e.to_string().contains(&topic), "{e}");
 }
+
+#[test]
+fn oauthbearer_with_an_unsecured_jwt_works_through_properties_alone() {
+    // librdkafka's built-in unsecured-JWT token source (no token endpoint; for development
+    // clusters whose brokers use Kafka's default unsecured validator, as the test broker does).
+    let b = tls_broker();
+    let props: Vec<(String, String)> = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+        ("sasl.oauthbearer.config", "principal=alice"),
+        ("ssl.ca.location", b.ca.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    round_trip(&b.sasl_ssl, &props, 20);
+}
