@@ -2,10 +2,11 @@
 //!
 //! The alert and episode formats are still growing (new alert types, thresholds, episode fields), and
 //! a dashboard that stops showing a ward because a producer added a field is worse than one that
-//! shows what it understands. So an alert is read with [`hr_model::Alert`] while that still
-//! deserialises it, and otherwise field by field from JSON: only what a tile cannot do without
+//! shows what it understands. So a record is read with [`hr_model::Alert`] or
+//! [`hr_model::Episode`] while that still deserialises it, and otherwise field by field from JSON: only what a tile cannot do without
 //! (patient, window start, average) is required, and unknown fields are ignored.
 
+pub use hr_model::EpisodeState;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -55,16 +56,6 @@ pub struct AlertRecord {
     pub thresholds: Option<ThresholdsSeen>,
 }
 
-/// Whether an episode starts or ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EpisodeState {
-    /// The episode begins.
-    Raised,
-    /// The episode is over.
-    Cleared,
-}
-
 /// One episode record (`heart_rate_episodes`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpisodeRecord {
@@ -102,13 +93,10 @@ pub struct EpisodeRecord {
 /// ```
 pub fn parse_alert(key: Option<&[u8]>, payload: &[u8]) -> Result<AlertRecord, RecordError> {
     if let Ok(a) = serde_json::from_slice::<hr_model::Alert>(payload) {
-        let thresholds = if contains(payload, b"\"thresholds\"") {
-            serde_json::from_slice::<Map<String, Value>>(payload)
-                .ok()
-                .and_then(|o| thresholds(&o))
-        } else {
-            None
-        };
+        let thresholds = a.thresholds.map(|t| ThresholdsSeen {
+            tachycardia_above: Some(t.tachycardia_above),
+            bradycardia_below: Some(t.bradycardia_below),
+        });
         return Ok(AlertRecord {
             patient_id: a.patient_id,
             window_start: a.window_start,
@@ -158,9 +146,10 @@ pub fn parse_alert(key: Option<&[u8]>, payload: &[u8]) -> Result<AlertRecord, Re
     })
 }
 
-/// Parses an episode value; `key` stands in for a missing `patient_id`.
+/// Parses an episode value: with [`hr_model::Episode`] while that reads it, otherwise field by
+/// field; `key` stands in for a missing `patient_id`.
 ///
-/// The window may come as `window_start`/`window_end` or as an object `window` with
+/// Read field by field, the window may come as `window_start`/`window_end` or as an object `window` with
 /// `start`/`end`; the extreme average under any of `extreme_avg_hr`, `peak_avg_hr`,
 /// `lowest_avg_hr`, `extreme_avg`, `avg_hr`.
 ///
@@ -168,6 +157,17 @@ pub fn parse_alert(key: Option<&[u8]>, payload: &[u8]) -> Result<AlertRecord, Re
 /// [`RecordError`] when the value is not a JSON object, or lacks the patient, a `state` of
 /// `raised`/`cleared`, or a `kind`.
 pub fn parse_episode(key: Option<&[u8]>, payload: &[u8]) -> Result<EpisodeRecord, RecordError> {
+    if let Ok(e) = serde_json::from_slice::<hr_model::Episode>(payload) {
+        return Ok(EpisodeRecord {
+            patient_id: e.patient_id,
+            episode_id: e.episode_id,
+            state: e.state,
+            kind: e.kind.as_str().to_owned(),
+            window_start: Some(e.window_start),
+            window_end: Some(e.window_end),
+            extreme_avg_hr: e.extreme_avg_hr,
+        });
+    }
     let o = object(payload)?;
     let patient_id = patient(&o, key)?;
     let state = match o.get("state").and_then(Value::as_str) {
@@ -205,10 +205,6 @@ pub fn parse_episode(key: Option<&[u8]>, payload: &[u8]) -> Result<EpisodeRecord
         window_end,
         extreme_avg_hr,
     })
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn object(payload: &[u8]) -> Result<Map<String, Value>, RecordError> {
@@ -374,6 +370,23 @@ mod tests {
         assert_eq!(e.state, EpisodeState::Cleared);
         assert_eq!((e.window_start, e.window_end), (Some(1), Some(2)));
         assert_eq!(e.extreme_avg_hr, Some(131.5));
+    }
+
+    #[test]
+    fn the_pipelines_episode_reads_through_hr_model() {
+        let sent = hr_model::Episode {
+            patient_id: "p4".into(),
+            episode_id: "p4:signal_loss:60000".into(),
+            state: EpisodeState::Raised,
+            kind: hr_model::EpisodeKind::SignalLoss,
+            window_start: 60_000,
+            window_end: 90_000,
+            extreme_avg_hr: None,
+        };
+        let e = parse_episode(None, sent.to_json().as_bytes()).unwrap();
+        assert_eq!(e.kind, "signal_loss");
+        assert_eq!(e.episode_id, "p4:signal_loss:60000");
+        assert_eq!((e.window_start, e.window_end), (Some(60_000), Some(90_000)));
     }
 
     #[test]

@@ -344,17 +344,7 @@ async fn the_ward_page_shows_the_scripted_scenario() {
         )
         .await;
 
-    let errors: Vec<_> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "browser console errors: {errors:?}");
-    assert!(
-        c.get_alert_text().await.is_err(),
-        "an alert() dialog opened"
-    );
+    browser.assert_clean().await;
 
     let png = c.screenshot().await.unwrap();
     let path = screenshot_path();
@@ -465,13 +455,7 @@ async fn a_thousand_patients_stay_responsive() {
         "filtering took {:?}",
         t.elapsed()
     );
-    let errors: Vec<_> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|(l, _)| l == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+    browser.assert_clean().await;
     browser.close().await;
 }
 
@@ -499,12 +483,6 @@ async fn the_page_says_when_the_broker_is_down() {
             .await,
         "Job: metrics not configured"
     );
-    let errors: Vec<_> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|(l, _)| l == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+    browser.assert_clean().await;
     browser.close().await;
 }

@@ -282,6 +282,22 @@ impl Browser {
             .collect()
     }
 
+    /// Fails the test when the console logged an error (Chromium's SEVERE: an exception, a failed
+    /// load, a CSP violation) or an `alert()` dialog is open.
+    pub async fn assert_clean(&self) {
+        let errors: Vec<_> = self
+            .console()
+            .await
+            .into_iter()
+            .filter(|(level, _)| level == "SEVERE")
+            .collect();
+        assert!(errors.is_empty(), "browser console errors: {errors:?}");
+        assert!(
+            self.client.get_alert_text().await.is_err(),
+            "an alert() dialog is open"
+        );
+    }
+
     pub async fn close(mut self) {
         let client = self.client.clone();
         let _ = client.close().await;
