@@ -9,7 +9,8 @@
 //! kcat -b localhost:9092 -t heart_rate_alerts -C -u | cargo run -q --example alert_view
 //! ```
 //!
-//! `NO_COLOR=1` turns the colours off.
+//! Colours only on a terminal, and `NO_COLOR=1` turns them off; `alert_view | head` ends quietly.
+//! Times are UTC (`07:15:00Z`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,10 +18,11 @@ use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use std::process::ExitCode;
+
 use hr_model::{Alert, AlertType};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(about = "Show hr-pipeline alerts as they arrive, one readable row per window.")]
 struct Args {
     /// Follow the `*.jsonl` files of this alerts directory instead of reading stdin.
@@ -31,11 +33,24 @@ struct Args {
     poll_ms: u64,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    let args = hr_kafka::cli::parse::<Args>("alert_view").args;
+    match show(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `alert_view | head`: the reader has seen enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("alert_view: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn show(args: Args) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
     let mut view = View {
-        out: std::io::stdout().lock(),
-        color: std::env::var_os("NO_COLOR").is_none(),
+        color: hr_kafka::cli::color_on(&stdout),
+        out: stdout.lock(),
     };
     view.header()?;
     match args.follow {
@@ -51,7 +66,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Reads every complete line appended to the directory's `*.jsonl` files, in file-name order (the
 /// job names its files so that this is their write order), until the process is stopped.
-fn follow(dir: &Path, poll: Duration, view: &mut View<impl Write>) -> anyhow::Result<()> {
+fn follow(dir: &Path, poll: Duration, view: &mut View<impl Write>) -> std::io::Result<()> {
     // Per file: bytes consumed so far and a partial last line still being written.
     let mut files: BTreeMap<PathBuf, (u64, Vec<u8>)> = BTreeMap::new();
     loop {
@@ -90,7 +105,7 @@ impl<W: Write> View<W> {
     fn header(&mut self) -> std::io::Result<()> {
         writeln!(
             self.out,
-            "{:<8} {:<17} {:>6} {:>5} {:>5} {:>6}  alert",
+            "{:<8} {:<19} {:>6} {:>5} {:>5} {:>6}  alert",
             "patient", "window (UTC)", "avg", "min", "max", "count"
         )?;
         self.out.flush()
@@ -106,6 +121,7 @@ impl<W: Write> View<W> {
             AlertType::Tachycardia => "TACHYCARDIA",
             AlertType::Bradycardia => "BRADYCARDIA",
             AlertType::Normal => "normal",
+            AlertType::InsufficientData => "too few readings",
         };
         let (on, off) = match (self.color, alert.alert_type) {
             (true, AlertType::Tachycardia) => ("\x1b[1;31m", "\x1b[0m"),
@@ -126,8 +142,8 @@ impl<W: Write> View<W> {
     }
 }
 
-/// `HH:MM:SS` of an epoch-millisecond instant, UTC.
+/// `HH:MM:SSZ` of an epoch-millisecond instant, UTC.
 fn clock(ms: i64) -> String {
     let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    format!("{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }

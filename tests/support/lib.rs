@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hr_kafka::client_config;
+use hr_kafka::cli::KafkaArgs;
 use hr_kafka::rdkafka::Message;
 use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -21,15 +21,16 @@ pub fn hello_message(n: usize) -> Value {
     json!({ "id": n, "message": format!("hello from message {n}") })
 }
 
-/// Sends `count` hello messages to `topic` and waits until the broker has acknowledged them all.
+/// Sends `count` hello messages to `topic` on the cluster of `kafka` (a bootstrap address or
+/// the full [`KafkaArgs`]) and waits until the broker has acknowledged them all.
 ///
 /// # Errors
 /// When the producer cannot be created or a message is not delivered within 30 s.
-pub fn produce_hello(bootstrap: &str, topic: &str, count: usize) -> anyhow::Result<()> {
+pub fn produce_hello(kafka: impl Into<KafkaArgs>, topic: &str, count: usize) -> anyhow::Result<()> {
+    let mut cfg = kafka.into().client_config("hello_producer");
+    cfg.set("acks", "all");
     let producer: ThreadedProducer<DefaultProducerContext> =
-        client_config(bootstrap, &[("acks".into(), "all".into())])
-            .create()
-            .context("creating the producer")?;
+        cfg.create().context("creating the producer")?;
     for n in 0..count {
         let payload = hello_message(n).to_string();
         let key = n.to_string();
@@ -64,26 +65,23 @@ pub fn transform(payload: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// When fewer than `count` messages arrive in time, a message cannot be transformed, or a write is
 /// not acknowledged.
 pub fn run_hello_job(
-    bootstrap: &str,
+    kafka: impl Into<KafkaArgs>,
     group: &str,
     input: &str,
     output: &str,
     count: usize,
     timeout: Duration,
 ) -> anyhow::Result<usize> {
-    let consumer: BaseConsumer = client_config(
-        bootstrap,
-        &[
-            ("group.id".into(), group.into()),
-            ("auto.offset.reset".into(), "earliest".into()),
-            ("enable.auto.commit".into(), "false".into()),
-        ],
-    )
-    .create()
-    .context("creating the consumer")?;
+    let kafka = kafka.into();
+    let mut cfg = kafka.client_config(PROCESSED_BY);
+    cfg.set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cfg.create().context("creating the consumer")?;
     consumer.subscribe(&[input])?;
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        client_config(bootstrap, &[("acks".into(), "all".into())]).create()?;
+    let mut cfg = kafka.client_config(PROCESSED_BY);
+    cfg.set("acks", "all");
+    let producer: ThreadedProducer<DefaultProducerContext> = cfg.create()?;
     let deadline = Instant::now() + timeout;
     let mut done = 0;
     while done < count {
@@ -108,42 +106,25 @@ pub fn run_hello_job(
     Ok(done)
 }
 
-/// Flags of the two hello examples: `--bootstrap` (default `$HR_BOOTSTRAP_SERVERS` or
-/// `localhost:9092`), `--input`/`--topic` (default `hello_input`), `--output` (default `hello_output`).
+/// Flags of the two hello examples: the Kafka flags (`-b/--bootstrap`, `-X`), `--input` (alias
+/// `--topic`, default `hello_input`) and `--output` (default `hello_output`); `--config FILE`
+/// reads them from its `[hello]` table.
+#[derive(Debug, clap::Parser)]
 pub struct HelloArgs {
-    /// Kafka bootstrap servers.
-    pub bootstrap: String,
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Topic the producer writes and the job reads.
+    #[arg(long, visible_alias = "topic", default_value = "hello_input")]
     pub input: String,
     /// Topic the job writes.
+    #[arg(long, default_value = "hello_output")]
     pub output: String,
 }
 
 impl HelloArgs {
-    /// Reads the flags from the command line; exits with code 2 on an unknown flag.
+    /// Reads the flags (and `--config`) from the command line; exits with code 2 on bad usage.
     pub fn from_env() -> Self {
-        let mut args = Self {
-            bootstrap: std::env::var("HR_BOOTSTRAP_SERVERS")
-                .unwrap_or_else(|_| "localhost:9092".into()),
-            input: "hello_input".into(),
-            output: "hello_output".into(),
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let Some(value) = it.next() else {
-                eprintln!("{flag} needs a value");
-                std::process::exit(2)
-            };
-            match flag.as_str() {
-                "--bootstrap" => args.bootstrap = value,
-                "--topic" | "--input" => args.input = value,
-                "--output" => args.output = value,
-                _ => {
-                    eprintln!("unknown flag {flag}; use --bootstrap, --input, --output");
-                    std::process::exit(2)
-                }
-            }
-        }
-        args
+        hr_kafka::cli::parse::<Self>("hello").args
     }
 }

@@ -78,7 +78,14 @@ pub const SHARED_KEYS: &[&str] = &["bootstrap", "properties"];
 
 /// The tables of a config file, one per binary. A top-level table not listed here is an error
 /// (a misspelt `[pipline]` would otherwise be ignored).
-pub const SECTIONS: &[&str] = &["pipeline", "sim", "batch", "dashboard", "examples"];
+pub const SECTIONS: &[&str] = &[
+    "pipeline",
+    "sim",
+    "batch",
+    "dashboard",
+    "hello",
+    "alert_view",
+];
 
 /// The Kafka connection flags of every hr-stream binary. Flatten it into a clap parser:
 /// `#[command(flatten)] kafka: KafkaArgs`.
@@ -116,6 +123,22 @@ impl Default for KafkaArgs {
             property: Vec::new(),
             file_properties: Vec::new(),
         }
+    }
+}
+
+/// Only a bootstrap address, no properties (tests and examples that have nothing else).
+impl From<&str> for KafkaArgs {
+    fn from(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&String> for KafkaArgs {
+    fn from(bootstrap: &String) -> Self {
+        Self::from(bootstrap.as_str())
     }
 }
 
