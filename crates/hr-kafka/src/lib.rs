@@ -11,7 +11,8 @@
 //!   their original bytes and `hr.*` headers; [`AlertFile`] for the JSONL alert files.
 //! - [`read_table`]: a compacted topic read as the latest value per key (the job's state).
 //!
-//! It may depend on rdkafka, tokio and futures; never on hr-window or polars.
+//! It may depend on rdkafka and tokio (clap and toml behind the `cli` feature); never on
+//! hr-window or polars.
 //!
 //! # Example
 //! ```no_run
