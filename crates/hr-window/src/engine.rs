@@ -280,16 +280,16 @@ where
         if scope != WatermarkScope::Key && timer_after != timer_before {
             reschedule(&mut part.timers, timer_before, timer_after, key.to_owned());
         }
+        if resumed {
+            out.push(Emission::KeyResumed {
+                partition,
+                key: key.to_owned(),
+                event_time_ms: t,
+            });
+        }
         if let Some(timeout) = idle_timeout
             && revived
         {
-            if resumed {
-                out.push(Emission::KeyResumed {
-                    partition,
-                    key: key.to_owned(),
-                    event_time_ms: t,
-                });
-            }
             part.idle_queue.insert((part.max_seen, key.to_owned()));
             if part.idle_due == i64::MAX {
                 part.refresh_idle_due(timeout);
@@ -380,6 +380,49 @@ where
                 });
             }
         }
+        self.finish_batch(mark, out);
+    }
+
+    /// Declares every key of `partition` silent now, whatever its event time says: the rule for
+    /// a partition whose records stopped altogether (every monitor on it unplugged, a network
+    /// outage), which no event-time rule can see because nothing moves that partition's clock.
+    /// Each key not already idle is reported as [`Emission::KeyIdle`] and, in
+    /// [`WatermarkScope::Key`], has its open windows closed and emitted, as
+    /// [`EngineConfig::key_idle_timeout_ms`] does. The caller decides when (it is the one call
+    /// driven by the wall clock); a key's next record resumes it as usual.
+    pub fn silence_partition(&mut self, partition: u32, out: &mut Vec<Emission<K, A::Acc>>) {
+        let Some(part) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        let mark = out.len();
+        let delay = self.config.out_of_orderness_ms;
+        let mut keys: Vec<K> = part
+            .keys
+            .iter()
+            .filter(|(_, s)| !s.idle)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort_unstable();
+        for key in keys {
+            let state = part.keys.get_mut(&key).expect("listed above");
+            state.idle = true;
+            mark_changed(&mut part.changed, state, &key);
+            if self.config.scope == WatermarkScope::Key {
+                state.floor = state.closing_floor(&self.grid);
+                let wm = key_watermark(state, part.floor, delay);
+                state.advance(&self.grid, &self.aggregator, wm, &mut |f| {
+                    out.push(fired(partition, key.clone(), f))
+                });
+            }
+            out.push(Emission::KeyIdle {
+                partition,
+                last_event_time_ms: state.max_seen,
+                key,
+            });
+        }
+        // Idle keys leave the event-time idle queue until they are heard from again.
+        part.idle_queue.clear();
+        part.refresh_idle_due(self.config.key_idle_timeout_ms.unwrap_or(i64::MAX));
         self.finish_batch(mark, out);
     }
 

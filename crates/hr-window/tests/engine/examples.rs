@@ -328,3 +328,43 @@ fn end_of_input_fires_everything_and_later_events_are_late() {
         }
     );
 }
+
+#[test]
+fn a_silenced_partition_closes_its_keys_windows_and_resumes_each_key_on_its_next_record() {
+    let mut engine = WindowEngine::<String, _>::new(EngineConfig::default(), Stats).unwrap();
+    let mut out = Vec::new();
+    engine.process(0, "a", 1_000, &70, &mut out);
+    engine.process(0, "b", 2_000, &80, &mut out);
+    engine.process(1, "c", 2_000, &90, &mut out);
+    assert!(out.is_empty());
+    engine.silence_partition(0, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            window(0, "a", 0, 60_000, &[70], 0),
+            window(0, "b", 0, 60_000, &[80], 0),
+            Emission::KeyIdle {
+                partition: 0,
+                key: "a".to_owned(),
+                last_event_time_ms: 1_000
+            },
+            Emission::KeyIdle {
+                partition: 0,
+                key: "b".to_owned(),
+                last_event_time_ms: 2_000
+            },
+        ]
+    );
+    out.clear();
+    engine.silence_partition(0, &mut out);
+    assert!(out.is_empty(), "reported once per silence");
+    engine.process(0, "a", 61_000, &71, &mut out);
+    assert_eq!(
+        out,
+        vec![Emission::KeyResumed {
+            partition: 0,
+            key: "a".to_owned(),
+            event_time_ms: 61_000
+        }]
+    );
+}

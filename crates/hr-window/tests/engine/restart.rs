@@ -173,3 +173,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Silence is reported once per silence: per key, idle and resumed notices alternate,
+    /// starting with idle; and a restored run reports exactly the same notices.
+    #[test]
+    fn each_silence_is_reported_once_and_replays_the_same((mut config, events, cut) in restart_case()) {
+        config.key_idle_timeout_ms = config.key_idle_timeout_ms.or(Some(30));
+        let mut whole = WindowEngine::<String, Collect>::new(config.clone(), Collect).unwrap();
+        let all: Vec<Emission<String, Vec<u64>>> =
+            feed(&mut whole, &events).into_iter().flat_map(|(_, out)| out).collect();
+        let mut silent: std::collections::BTreeMap<(u32, String), bool> = Default::default();
+        for e in &all {
+            match e {
+                Emission::KeyIdle { partition, key, .. } => {
+                    let was = silent.insert((*partition, key.clone()), true).unwrap_or(false);
+                    prop_assert!(!was, "{key} reported idle twice without a record between");
+                }
+                Emission::KeyResumed { partition, key, .. } => {
+                    let was = silent.insert((*partition, key.clone()), false).unwrap_or(false);
+                    prop_assert!(was, "{key} resumed without being idle");
+                }
+                Emission::Fired(_) => {}
+            }
+        }
+        let cut = cut.index(events.len() + 1);
+        let mut first = WindowEngine::<String, Collect>::new(config.clone(), Collect).unwrap();
+        let mut got: Vec<Emission<String, Vec<u64>>> =
+            feed(&mut first, &events[..cut]).into_iter().flat_map(|(_, out)| out).collect();
+        let mut second = WindowEngine::<String, Collect>::new(config, Collect).unwrap();
+        for (p, json) in snapshots_json(&first) {
+            second.restore(p, serde_json::from_str(&json).unwrap()).unwrap();
+        }
+        got.extend(feed(&mut second, &events[cut..]).into_iter().flat_map(|(_, out)| out));
+        prop_assert_eq!(got, all);
+    }
+}
