@@ -226,3 +226,20 @@ fn settings_come_from_flags_then_variables_then_the_config_file() {
         "{err}"
     );
 }
+
+#[test]
+fn the_example_config_file_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), "output/alerts", "100", "2");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hr-stream.toml");
+    let out = hr_batch(dir.path())
+        .args(["--config", file, "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        dir.path()
+            .join("output/alert_stats/part-00000.parquet")
+            .is_file()
+    );
+}

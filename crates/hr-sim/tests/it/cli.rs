@@ -243,3 +243,14 @@ fn ctrl_c_stops_a_real_time_run_within_five_seconds() {
     assert!(rest.contains("0 failed"), "{rest}");
     let _ = std::io::stderr().flush();
 }
+
+#[test]
+fn the_example_config_file_is_accepted() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hr-stream.toml");
+    let out = hr_sim()
+        .args(["--config", file])
+        .args(SHORT_RUN)
+        .output()
+        .unwrap();
+    assert_eq!(patients_seen(&out).len(), 10, "[sim] patients = 10");
+}
