@@ -48,6 +48,10 @@ hello:
 demo *args:
     examples/demo.sh {{args}}
 
+# The live ward dashboard: reads the alerts (and episodes) topics and serves http://127.0.0.1:8090 (flags pass through: `just dashboard --listen 127.0.0.1:9000`, `--auth-token T`).
+dashboard *args:
+    cargo run -q -p hr-dashboard -- --bootstrap {{bootstrap}} {{args}}
+
 # Streaming throughput against the real broker: preload N readings, then raw consume vs `hr-pipeline run --bounded` (events/s, ratio, peak RSS).
 bench n="5000000" runs="3":
     examples/bench.sh {{n}} {{runs}}

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The whole system in one command (`just demo`): a Kafka broker, simulated monitors in real time with
 # tachycardia and bradycardia episodes and a few malformed records, the streaming job, a live view of
-# the alerts as their windows close, and at the end the batch report over the alert files.
+# the alerts as their windows close (in the terminal, and in the browser: the ward dashboard, whose URL
+# it prints), and at the end the batch report over the alert files.
 #
-#   examples/demo.sh [--quick] [--duration SECONDS] [--window DURATION] [--seed N]
+#   examples/demo.sh [--quick] [--duration SECONDS] [--window DURATION] [--seed N] [--no-dashboard]
 #
 #   --quick            10 s windows for 45 s, with short episodes (a look in under a minute)
 #   --duration SECS    how long the monitors run (default 150: two or three 1-minute windows close)
 #   --window DUR       tumbling window size (default 60s, the seed's)
 #   --seed N           the simulation's seed (default 1: the same episodes every run)
+#   --no-dashboard     the terminal view only, no hr-dashboard
 #
 # Environment: HR_DEMO_DIR (where alerts, report, ground truth and logs go; default output/demo),
 # HR_BOOTSTRAP_SERVERS (use this broker instead of the local one), HR_KAFKA_PORT (local broker port),
-# HR_KEEP_BROKER=1 (leave a broker this demo started running), NO_COLOR=1.
+# HR_KEEP_BROKER=1 (leave a broker this demo started running), HR_DASHBOARD_LISTEN (the dashboard's
+# address, default 127.0.0.1:8090), NO_COLOR=1.
 #
 # Ctrl-C stops early, and still stops everything cleanly and prints the report.
 set -euo pipefail
@@ -22,6 +25,7 @@ cd "$repo"
 duration=150
 window=60s
 seed=1
+dashboard=1
 episodes=(--episode-rate 40 --onset 10s --plateau 150s --recovery 10s)
 while (($#)); do
   case $1 in
@@ -32,7 +36,8 @@ while (($#)); do
     --duration) duration=$2 && shift ;;
     --window) window=$2 && shift ;;
     --seed) seed=$2 && shift ;;
-    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    --no-dashboard) dashboard=0 ;;
+    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' && exit 0 ;;
     *) echo "demo: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
   esac
   shift
@@ -46,7 +51,7 @@ source examples/broker.sh
 use_broker
 
 say "Building the binaries (the first build takes a few minutes)."
-cargo build -q -p hr-sim -p hr-pipeline -p hr-batch -p hr-stream --bins --example alert_view
+cargo build -q -p hr-sim -p hr-pipeline -p hr-batch -p hr-dashboard -p hr-stream --bins --example alert_view
 bin=${CARGO_TARGET_DIR:-$repo/target}/debug
 
 rm -rf "$dir"
@@ -85,6 +90,27 @@ RUST_LOG=${RUST_LOG:-info} "$bin/hr-pipeline" run --bootstrap "$bootstrap" --inp
 pipeline=$!
 pids+=("$pipeline")
 
+dash=
+if ((dashboard)); then
+  # Only this run's alerts: the alerts topic also holds earlier runs'.
+  RUST_LOG=${RUST_LOG:-info} "$bin/hr-dashboard" --bootstrap "$bootstrap" --from-beginning false \
+    --listen "${HR_DASHBOARD_LISTEN:-127.0.0.1:8090}" >"$dir/dashboard.out" 2>"$dir/dashboard.log" &
+  dash=$!
+  pids+=("$dash")
+  url=
+  for ((i = 0; i < 100; i++)); do
+    url=$(sed -n 's/^hr-dashboard: serving \(http[^ ]*\).*/\1/p' "$dir/dashboard.out")
+    [[ -n $url ]] && break
+    kill -0 "$dash" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -n $url ]]; then
+    say "Live ward dashboard: $url (open it in a browser; tiles appear as windows close)."
+  else
+    say "The dashboard did not start, the demo goes on without it: $(tail -n 1 "$dir/dashboard.log")"
+  fi
+fi
+
 say "Monitors: 8 patients, 2 readings a second each, episodes of tachycardia and bradycardia, 2 % malformed."
 RUST_LOG=${RUST_LOG:-warn} "$bin/hr-sim" --bootstrap "$bootstrap" --topic "$topic" --patients 8 --rate 16 \
   --seed "$seed" "${episodes[@]}" --brady-share 0.5 --malformed 0.02 --truth "$dir/truth.json" \
@@ -116,6 +142,10 @@ stop_within "$pipeline" 30 || status=$?
 sleep 0.5
 kill -TERM "$view" 2>/dev/null || true
 stop_within "$view" 5 || true
+if [[ -n $dash ]]; then
+  kill -TERM "$dash" 2>/dev/null || true
+  stop_within "$dash" 10 || true
+fi
 pids=()
 if ((status != 0)); then
   say "The streaming job exited with status $status; its log is $dir/pipeline.log."
@@ -129,4 +159,4 @@ POLARS_FMT_MAX_ROWS=${POLARS_FMT_MAX_ROWS:-100} POLARS_TABLE_WIDTH=${POLARS_TABL
   "$bin/hr-batch" --input "$dir/alerts" --output "$dir/alert_stats"
 "$bin/hr-batch" --quiet --input "$dir/alerts" --output "$dir/alert_stats.csv"
 say "Files: alerts $dir/alerts/, report $dir/alert_stats/ (Parquet) and $dir/alert_stats.csv,"
-say "ground truth $dir/truth.json, logs $dir/pipeline.log and $dir/sim.log."
+say "ground truth $dir/truth.json, logs $dir/pipeline.log, $dir/sim.log${dash:+ and $dir/dashboard.log}."
