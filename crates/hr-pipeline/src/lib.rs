@@ -28,6 +28,8 @@
 
 pub mod changelog;
 pub mod driver;
+pub mod http;
+pub mod metrics;
 pub mod processor;
 
 /// Parses a non-negative duration such as `500ms`, `5s`, `1.5m`, `2h` with hr-model's
