@@ -276,10 +276,23 @@
     }
   }
 
+  function readerText(r) {
+    switch (r.phase) {
+      case 'waiting_for_topic': return `${r.topic}: waiting for the topic`;
+      case 'joining': return `${r.topic}: joining`;
+      case 'failed': return `${r.topic}: failed`;
+      default: {
+        const bad = r.rejected > 0 ? `, ${r.rejected.toLocaleString()} unreadable` : '';
+        return `${r.topic}: ${r.records.toLocaleString()} records${bad}`;
+      }
+    }
+  }
+
   function onStatus(s) {
     lastStatusAt = Date.now();
     setConn(s.connection.level, s.connection.message);
     showJob(s.job, s.metrics_url);
+    $('topics').textContent = (Array.isArray(s.readers) ? s.readers : []).map(readerText).join(' · ');
   }
 
   function parse(e) {

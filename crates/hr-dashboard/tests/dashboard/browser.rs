@@ -280,6 +280,21 @@ async fn the_ward_page_shows_the_scripted_scenario() {
         "{job}"
     );
 
+    let topics = browser
+        .until(
+            Duration::from_secs(5),
+            "what the dashboard reads",
+            &format!("const t = document.getElementById('topics').textContent; return t.includes('{episodes_topic}: 2 records') && t"),
+        )
+        .await;
+    assert!(
+        topics
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{alerts_topic}: 133 records")),
+        "{topics}"
+    );
+
     // Live: a new tachycardic window moves bed-01 up among the abnormal tiles.
     produce(
         &bootstrap,
@@ -462,7 +477,7 @@ async fn a_thousand_patients_stay_responsive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_when_the_broker_is_down() {
     let dead = format!("127.0.0.1:{}", closed_port());
-    let dash = Dashboard::start(&["--bootstrap", &dead, "--pipeline-metrics", "off"]);
+    let mut dash = Dashboard::start(&["--bootstrap", &dead, "--pipeline-metrics", "off"]);
     let browser = Browser::start().await;
     browser.client.goto(&dash.url).await.unwrap();
     let text = browser
@@ -484,5 +499,19 @@ async fn the_page_says_when_the_broker_is_down() {
         "Job: metrics not configured"
     );
     browser.assert_clean().await;
+
+    // And when the dashboard itself goes away, the page says that too instead of going stale.
+    assert!(
+        dash.terminate(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    browser
+        .until(
+            Duration::from_secs(10),
+            "the page shows the dashboard server as unreachable",
+            "const c = document.getElementById('conn'); \
+             return c.classList.contains('level-down') && c.textContent.startsWith('Dashboard server unreachable')",
+        )
+        .await;
     browser.close().await;
 }

@@ -163,12 +163,17 @@ pub fn http(addr: &str, path: &str, headers: &[(&str, &str)], max: usize) -> (u1
     (status, text)
 }
 
-/// Headless Chromium under chromedriver; both stop when dropped.
+/// Headless Chromium under chromedriver; both stop when dropped. One at a time: the timing
+/// assertions are about the page, not about three browsers sharing two cores.
 pub struct Browser {
     pub client: fantoccini::Client,
     driver: Child,
     _profile: tempfile::TempDir,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
+
+static TURN: std::sync::LazyLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(Default::default);
 
 fn tool(name: &str, default: &str) -> PathBuf {
     let p = PathBuf::from(default);
@@ -188,6 +193,7 @@ fn tool(name: &str, default: &str) -> PathBuf {
 
 impl Browser {
     pub async fn start() -> Self {
+        let turn = TURN.clone().lock_owned().await;
         let driver_bin = tool("chromedriver", "/usr/bin/chromedriver");
         let chromium = tool("chromium", "/usr/bin/chromium");
         let port = closed_port();
@@ -238,6 +244,7 @@ impl Browser {
             client,
             driver,
             _profile: profile,
+            _turn: turn,
         }
     }
 
