@@ -219,6 +219,9 @@
       const keep = new Set(s.tiles.map((d) => String(d.id)));
       for (const id of [...tiles.keys()]) if (!keep.has(id)) removeTile(id);
       for (const d of s.tiles) applyTile(d);
+      // The snapshot holds the whole feed; a restarted server also numbers it afresh.
+      feedList.replaceChildren();
+      lastFeedSeq = 0;
       for (const f of s.feed) addFeed(f);
     }
     for (const id of pendingRemoved) removeTile(id);

@@ -73,6 +73,34 @@ fn with_a_token_nothing_is_served_without_it() {
 }
 
 #[test]
+fn the_config_file_has_a_dashboard_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr-stream.toml");
+    let broker = dead_broker();
+    std::fs::write(
+        &file,
+        format!(
+            "bootstrap = \"{}\"\n[dashboard]\nauth-token = \"from-file\"\npipeline-metrics = \"off\"\n",
+            broker
+        ),
+    )
+    .unwrap();
+    let dash = Dashboard::start(&["--config", file.to_str().unwrap()]);
+    assert_eq!(http(&dash.addr, "/", &[], 1 << 16).0, 401);
+    let (status, body) = http(
+        &dash.addr,
+        "/api/status",
+        &[("Authorization", "Bearer from-file")],
+        1 << 16,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""status":"off""#),
+        "metrics off from the file: {body}"
+    );
+}
+
+#[test]
 fn without_a_token_it_serves_loopback_only_by_default() {
     let bootstrap = dead_broker();
     let dash = Dashboard::start(&["--bootstrap", &bootstrap, "--pipeline-metrics", "off"]);
