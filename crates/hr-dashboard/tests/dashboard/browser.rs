@@ -470,6 +470,12 @@ async fn a_thousand_patients_stay_responsive() {
         "filtering took {:?}",
         t.elapsed()
     );
+    assert_eq!(
+        browser
+            .js("return document.getElementById('job').textContent")
+            .await,
+        "Job: metrics not configured"
+    );
     browser.assert_clean().await;
     browser.close().await;
 }
@@ -477,7 +483,8 @@ async fn a_thousand_patients_stay_responsive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_when_the_broker_is_down() {
     let dead = format!("127.0.0.1:{}", closed_port());
-    let mut dash = Dashboard::start(&["--bootstrap", &dead, "--pipeline-metrics", "off"]);
+    let no_job = format!("http://127.0.0.1:{}/metrics", closed_port());
+    let mut dash = Dashboard::start(&["--bootstrap", &dead, "--pipeline-metrics", &no_job]);
     let browser = Browser::start().await;
     browser.client.goto(&dash.url).await.unwrap();
     let text = browser
@@ -492,12 +499,13 @@ async fn the_page_says_when_the_broker_is_down() {
         text.contains(&format!("Kafka broker {dead} unreachable")),
         "{text}"
     );
-    assert_eq!(
-        browser
-            .js("return document.getElementById('job').textContent")
-            .await,
-        "Job: metrics not configured"
-    );
+    browser
+        .until(
+            Duration::from_secs(10),
+            "the job's metrics shown as unavailable",
+            "return document.getElementById('job').textContent === 'Job: metrics unavailable'",
+        )
+        .await;
     browser.assert_clean().await;
 
     // And when the dashboard itself goes away, the page says that too instead of going stale.
