@@ -37,12 +37,12 @@ mod table;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use admin::{TopicOutcome, TopicSpec, ensure_topics};
+pub use admin::{TopicOutcome, TopicSpec, ensure_topics, topic_config};
 pub use config::{client_config, client_id};
 pub use error::KafkaError;
 pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, probe};
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
-pub use sink::{AlertFile, DeliveryLog, Diversion, Sink};
-pub use source::{Polled, RebalanceEvent, RebalanceLog, Record, Source, SourceConfig};
-pub use table::read_table;
+pub use sink::{AlertFile, DeliveryLog, Diversion, Sink, StagedAlertFile};
+pub use source::{Polled, RebalanceEvent, RebalanceLog, Record, RevokeHook, Source, SourceConfig};
+pub use table::{PartitionReader, PartitionTable, TableFollower, TableUpdate, read_table};

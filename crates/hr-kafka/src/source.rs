@@ -307,6 +307,36 @@ impl Source {
         Ok(())
     }
 
+    /// The group's committed offsets for `partitions` (`None`: nothing committed). With
+    /// `isolation.level=read_committed` the broker answers only once no transaction holding
+    /// offsets for them is open (KIP-447's stable offsets), so state restored after this call
+    /// matches the offsets.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the coordinator does not answer within `timeout`.
+    pub fn committed(
+        &self,
+        partitions: &[i32],
+        timeout: Duration,
+    ) -> Result<BTreeMap<i32, Option<i64>>, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        let got = self.consumer.committed_offsets(tpl, timeout)?;
+        Ok(got
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                };
+                (e.partition(), offset)
+            })
+            .collect())
+    }
+
     /// The last client-level error librdkafka reported since the previous call, if any.
     pub fn take_client_error(&self) -> Option<String> {
         self.consumer

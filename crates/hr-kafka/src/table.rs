@@ -176,3 +176,120 @@ impl PartitionReader {
         result.map(|()| table)
     }
 }
+
+/// One change of a followed table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableUpdate {
+    /// The record key (`None` for a keyless record).
+    pub key: Option<Vec<u8>>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Where it came from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A compacted topic followed as a table by every instance (a Kafka Streams `GlobalKTable`):
+/// every partition is read from the beginning without a consumer group, first to its end
+/// ([`catch_up`](Self::catch_up)), then for whatever arrives ([`poll`](Self::poll)).
+pub struct TableFollower {
+    consumer: BaseConsumer<RebalanceLog>,
+    topic: String,
+}
+
+impl TableFollower {
+    /// Starts following `topic` from its beginning (`read_committed`).
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the consumer cannot be created or the topic's metadata
+    /// cannot be read within `timeout`.
+    pub fn new(
+        bootstrap: &str,
+        overrides: &[(String, String)],
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let mut cc = client_config(bootstrap, overrides);
+        cc.set("enable.auto.commit", "false")
+            .set("group.id", "hr-table-follower")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true");
+        let consumer: BaseConsumer<RebalanceLog> =
+            cc.create_with_context(RebalanceLog::default())?;
+        let md = consumer.fetch_metadata(Some(topic), timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        for t in md.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
+        }
+        consumer.assign(&tpl)?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// The topic followed.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Reads every partition to its current end and returns what was read, in order.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the end is not reached within `timeout`.
+    pub fn catch_up(&self, timeout: Duration) -> Result<Vec<TableUpdate>, KafkaError> {
+        let mut open: std::collections::BTreeSet<i32> = self
+            .consumer
+            .assignment()?
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while !open.is_empty() {
+            if Instant::now() > deadline {
+                return Err(KafkaError::Client(rdkafka::error::KafkaError::Global(
+                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                )));
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    open.remove(&p);
+                }
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(m)) => out.push(update(&m)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whatever arrived since the last call, without waiting.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] for a consumer error other than end-of-partition.
+    pub fn poll(&self) -> Result<Vec<TableUpdate>, KafkaError> {
+        let mut out = Vec::new();
+        loop {
+            match self.consumer.poll(Duration::ZERO) {
+                None => return Ok(out),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(m)) => out.push(update(&m)),
+            }
+        }
+    }
+}
+
+fn update(m: &rdkafka::message::BorrowedMessage<'_>) -> TableUpdate {
+    TableUpdate {
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        partition: m.partition(),
+        offset: m.offset(),
+    }
+}

@@ -3,7 +3,8 @@
 //! The changelog is a compacted topic with as many partitions as the input (Kafka Streams'
 //! design): the state of input partition `p` lives in changelog partition `p`, as
 //!
-//! - one record per patient, key `k/<patient_id>`, value the patient's [`KeySnapshot`] as JSON;
+//! - one record per patient, key `k/<patient_id>`, value the patient's [`KeySnapshot`] and
+//!   episode tracker as JSON;
 //! - one partition record, key `p`, value the next input offset to read and the partition's
 //!   watermark bookkeeping ([`PartitionMeta`]).
 //!
@@ -17,9 +18,9 @@
 //! its state: every patient gets a tombstone and the partition record keeps only the offset, so
 //! the next run of the group starts fresh where this one stopped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use hr_model::HrStats;
+use hr_model::{EpisodeTracker, HrStats};
 use hr_window::{KeySnapshot, PartitionChanges, PartitionMeta, PartitionSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,9 @@ pub struct PartitionRecord {
 pub struct PatientRecord {
     /// The patient's window state.
     pub window: KeySnapshot<String, HrStats>,
+    /// The patient's episode state, when it holds anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episodes: Option<EpisodeTracker>,
 }
 
 /// A partition's state as read back: where to resume and what the engine held there.
@@ -62,6 +66,8 @@ pub struct RestoredPartition {
     pub next_offset: i64,
     /// The window state, `None` when the partition starts fresh.
     pub snapshot: Option<PartitionSnapshot<String, HrStats>>,
+    /// Episode trackers of the patients that have one.
+    pub episodes: HashMap<String, EpisodeTracker>,
 }
 
 /// Why a changelog partition could not be read back.
@@ -84,11 +90,17 @@ pub enum DecodeError {
 pub fn encode_changes(
     next_offset: i64,
     changes: PartitionChanges<String, HrStats>,
+    episodes: &HashMap<String, EpisodeTracker>,
 ) -> Vec<ChangelogRecord> {
     let mut records = Vec::with_capacity(changes.keys.len() + 1);
     for window in changes.keys {
         let key = patient_key(window.key());
-        let value = serde_json::to_vec(&PatientRecord { window }).expect("state serialises");
+        let episodes = episodes
+            .get(window.key())
+            .filter(|t| !t.is_quiet())
+            .cloned();
+        let value =
+            serde_json::to_vec(&PatientRecord { window, episodes }).expect("state serialises");
         records.push(ChangelogRecord {
             key,
             value: Some(value),
@@ -148,6 +160,7 @@ pub fn decode(
             source,
         })?;
     let mut keys = Vec::new();
+    let mut episodes = HashMap::new();
     for (k, v) in entries {
         if k.as_slice() == PARTITION_KEY {
             continue;
@@ -159,12 +172,21 @@ pub fn decode(
             key: text(k),
             source,
         })?;
+        if let Some(t) = rec.episodes {
+            episodes.insert(rec.window.key().clone(), t);
+        }
         keys.push(rec.window);
     }
+    let Some(meta) = partition.meta else {
+        return Ok(Some(RestoredPartition {
+            next_offset: partition.next_offset,
+            snapshot: None,
+            episodes: HashMap::new(),
+        }));
+    };
     Ok(Some(RestoredPartition {
         next_offset: partition.next_offset,
-        snapshot: partition
-            .meta
-            .map(|meta| PartitionSnapshot::from_parts(meta, keys)),
+        snapshot: Some(PartitionSnapshot::from_parts(meta, keys)),
+        episodes,
     }))
 }

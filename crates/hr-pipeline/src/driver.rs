@@ -33,7 +33,7 @@
 //! so. Only fatal errors (a fenced producer, authorization, a topic gone) end the job at once.
 //! A record too large for its topic is replaced by a small dead letter saying why.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,12 +44,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hr_kafka::{
     AlertFile, Diversion, KafkaError, PartitionReader, Polled, RebalanceEvent, Sink, Source,
-    SourceConfig, StagedAlertFile, TopicSpec, client_config, ensure_topics, topic_config,
+    SourceConfig, StagedAlertFile, TableFollower, TableUpdate, TopicSpec, client_config,
+    ensure_topics, topic_config,
 };
 use hr_model::{Event, ParseError, Validation};
 
 use crate::changelog;
-use crate::processor::{AlertOut, InputRecord, Processor, ProcessorConfig, RunCounters, Verdict};
+use crate::processor::{
+    AlertOut, Emitted, EpisodeOut, InputRecord, Processor, ProcessorConfig, RunCounters, Verdict,
+};
 
 /// How outputs reach Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,13 @@ pub struct RunConfig {
     pub dlq_topic: String,
     /// Topic for readings too late for their windows.
     pub late_topic: String,
+    /// Topic for raised and cleared episodes (a pager reads this).
+    pub episodes_topic: String,
+    /// Compacted topic of per-patient thresholds, read as a table; `None` reads none.
+    pub profiles_topic: Option<String>,
+    /// Processing time after which a partition with no records at all has every patient
+    /// declared silent (signal loss); `None` disables this one wall-clock rule.
+    pub partition_silence_after: Option<Duration>,
     /// What the processor does.
     pub processor: ProcessorConfig,
     /// Delivery guarantee.
@@ -109,6 +119,9 @@ impl RunConfig {
             alerts_topic: "heart_rate_alerts".into(),
             dlq_topic: "heart_rate_events_dlq".into(),
             late_topic: "heart_rate_late".into(),
+            episodes_topic: "heart_rate_episodes".into(),
+            profiles_topic: Some("patient_profiles".into()),
+            partition_silence_after: Some(Duration::from_secs(60)),
             processor: ProcessorConfig::default(),
             guarantee: Guarantee::ExactlyOnce,
             commit_interval: Duration::from_millis(200),
@@ -141,7 +154,11 @@ const CHANGELOG_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// A fatal Kafka error, a broker unreachable for longer than `broker_timeout`, an invalid
 /// window configuration, a corrupt changelog record, or an I/O error on the alerts files.
 pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
-    let processor = Processor::new(cfg.processor.clone())?;
+    let mut processor = Processor::new(cfg.processor.clone())?;
+    let profiles = match &cfg.profiles_topic {
+        Some(topic) => Some(follow_profiles(cfg, topic, &mut processor)?),
+        None => None,
+    };
     let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
     src_props.extend(cfg.overrides.iter().cloned());
     let source = Source::new(&SourceConfig {
@@ -170,7 +187,9 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
         outputs,
         reader,
         source: &source,
-        alerts: Vec::new(),
+        emitted: Emitted::default(),
+        profiles,
+        last_heard: BTreeMap::new(),
         awaiting_seek: BTreeSet::new(),
         dirty: false,
         broker_down_since: None,
@@ -245,7 +264,11 @@ struct Job<'a> {
     outputs: Outputs,
     reader: PartitionReader,
     source: &'a Source,
-    alerts: Vec<AlertOut>,
+    emitted: Emitted,
+    profiles: Option<TableFollower>,
+    /// Per owned partition: when a record last arrived, and whether it was declared silent
+    /// since (the wall-clock rule).
+    last_heard: BTreeMap<i32, (Instant, bool)>,
     /// Partitions rewound whose seek the reader has not yet confirmed: records of theirs
     /// polled before the seek are stale.
     awaiting_seek: BTreeSet<i32>,
@@ -314,8 +337,9 @@ impl Job<'_> {
                 let now = Instant::now();
                 if now.duration_since(last_tick) >= Duration::from_millis(200) {
                     last_tick = now;
-                    self.processor.tick(now, &mut self.alerts);
-                    self.send_alerts(None)?;
+                    self.processor.tick(now, &mut self.emitted);
+                    self.send_outputs(None)?;
+                    self.watch_partitions(now)?;
                     self.watch_broker(now)?;
                 }
                 if now.duration_since(last_commit) >= self.cfg.commit_interval && self.dirty {
@@ -336,8 +360,8 @@ impl Job<'_> {
         outcome?;
         let finished = self.cfg.bounded && !stop.load(Ordering::Relaxed);
         if finished {
-            self.processor.finish(&mut self.alerts);
-            self.send_alerts(None)?;
+            self.processor.finish(&mut self.emitted);
+            self.send_outputs(None)?;
         }
         self.commit(finished, seeks)?;
         let c = self.processor.counters();
@@ -362,6 +386,7 @@ impl Job<'_> {
                     for p in ps {
                         self.processor.revoke(*p);
                         self.awaiting_seek.remove(p);
+                        self.last_heard.remove(p);
                     }
                     tracing::info!(partitions = ?ps, "Revoked.");
                 }
@@ -372,6 +397,9 @@ impl Job<'_> {
                     if self.awaiting_seek.contains(&rec.partition) {
                         continue;
                     }
+                    if let Some(heard) = self.last_heard.get_mut(&rec.partition) {
+                        *heard = (Instant::now(), false);
+                    }
                     let parsed = &batch.parsed[rec.index];
                     let verdict = self.processor.process(
                         InputRecord {
@@ -380,13 +408,13 @@ impl Job<'_> {
                             timestamp_ms: rec.timestamp_ms,
                             parsed,
                         },
-                        &mut self.alerts,
+                        &mut self.emitted,
                     );
                     if verdict != Verdict::Skipped {
                         self.dirty = true;
                     }
                     self.divert(batch, rec, parsed, verdict)?;
-                    self.send_alerts(Some((rec.partition, rec.offset)))?;
+                    self.send_outputs(Some((rec.partition, rec.offset)))?;
                 }
             }
         }
@@ -430,14 +458,55 @@ impl Job<'_> {
         self.outputs.divert(&topic, key, payload, &why, self.cfg)
     }
 
-    fn send_alerts(&mut self, origin: Option<(i32, i64)>) -> anyhow::Result<()> {
-        let alerts = std::mem::take(&mut self.alerts);
-        for a in &alerts {
+    fn send_outputs(&mut self, origin: Option<(i32, i64)>) -> anyhow::Result<()> {
+        if self.emitted.is_empty() {
+            return Ok(());
+        }
+        let emitted = std::mem::take(&mut self.emitted);
+        for a in &emitted.alerts {
             self.outputs.alert(a, origin, self.cfg)?;
         }
-        self.alerts = alerts;
-        self.alerts.clear();
+        for e in &emitted.episodes {
+            self.outputs.episode(e, origin, self.cfg)?;
+        }
+        self.emitted = emitted;
+        self.emitted.clear();
         Ok(())
+    }
+
+    /// The wall-clock rule: a partition from which no record at all arrived for
+    /// `partition_silence_after` has every patient declared silent, once until it sends again.
+    /// Also applies profile updates that arrived meanwhile.
+    fn watch_partitions(&mut self, now: Instant) -> anyhow::Result<()> {
+        if let Some(follower) = &self.profiles {
+            match follower.poll() {
+                Ok(updates) => apply_profiles(&mut self.processor, follower.topic(), updates),
+                Err(e) if e.is_fatal() => {
+                    return Err(anyhow::anyhow!(e).context("following the profiles topic"));
+                }
+                Err(e) => tracing::debug!(error = %e, "Profiles poll error; librdkafka retries."),
+            }
+        }
+        let Some(after) = self.cfg.partition_silence_after else {
+            return Ok(());
+        };
+        let due: Vec<i32> = self
+            .last_heard
+            .iter()
+            .filter(|(_, (at, silenced))| !silenced && now.duration_since(*at) >= after)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in due {
+            tracing::warn!(
+                partition = p,
+                silent_s = after.as_secs(),
+                "No record from this partition: every patient on it is declared silent (signal loss)."
+            );
+            self.processor.silence_partition(p, &mut self.emitted);
+            self.last_heard.insert(p, (now, true));
+            self.dirty = true;
+        }
+        self.send_outputs(None)
     }
 
     /// Commits what was processed before `ps` are revoked, then drops them.
@@ -466,6 +535,7 @@ impl Job<'_> {
         })?;
         for &p in ps {
             self.restore(p, committed.get(&p).copied().flatten(), seeks)?;
+            self.last_heard.insert(p, (Instant::now(), false));
         }
         tracing::info!(
             partitions = ?ps,
@@ -772,12 +842,14 @@ impl Outputs {
             );
             return self.stand_in(
                 cfg,
-                &cfg.alerts_topic,
-                size,
-                a.json.as_bytes(),
-                &message,
-                partition,
-                offset,
+                StandIn {
+                    topic: &cfg.alerts_topic,
+                    size,
+                    value: a.json.as_bytes(),
+                    message: &message,
+                    partition,
+                    offset,
+                },
             );
         }
         // The window end is the alert's time; an event-time far ahead of the wall clock is
@@ -814,31 +886,67 @@ impl Outputs {
             );
             return self.stand_in(
                 cfg,
-                topic,
-                size,
-                payload,
-                &message,
-                why.source_partition,
-                why.source_offset,
+                StandIn {
+                    topic,
+                    size,
+                    value: payload,
+                    message: &message,
+                    partition: why.source_partition,
+                    offset: why.source_offset,
+                },
             );
         }
         self.out().send_diverted(topic, key, payload, why)?;
         Ok(())
     }
 
+    fn episode(
+        &mut self,
+        e: &EpisodeOut,
+        origin: Option<(i32, i64)>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        let key = e.episode.patient_id.as_bytes();
+        let size = key.len() + e.json.len();
+        if size > self.limit {
+            let (partition, offset) = origin.unwrap_or((e.partition, -1));
+            let message = format!(
+                "the {} {} episode record is {size} bytes, above the {} bytes {} accepts",
+                e.episode.kind, e.episode.state, self.limit, cfg.episodes_topic
+            );
+            return self.stand_in(
+                cfg,
+                StandIn {
+                    topic: &cfg.episodes_topic,
+                    size,
+                    value: e.json.as_bytes(),
+                    message: &message,
+                    partition,
+                    offset,
+                },
+            );
+        }
+        self.out().send_record(
+            &cfg.episodes_topic,
+            None,
+            key,
+            Some(e.json.as_bytes()),
+            None,
+        )?;
+        Ok(())
+    }
+
     /// A small dead letter in place of a record too large for `topic`: a prefix of its value,
     /// its size, and why.
-    #[allow(clippy::too_many_arguments)]
-    fn stand_in(
-        &mut self,
-        cfg: &RunConfig,
-        topic: &str,
-        size: usize,
-        value: &[u8],
-        message: &str,
-        partition: i32,
-        offset: i64,
-    ) -> anyhow::Result<()> {
+    fn stand_in(&mut self, cfg: &RunConfig, s: StandIn<'_>) -> anyhow::Result<()> {
+        let StandIn {
+            topic,
+            size,
+            value,
+            message,
+            partition,
+            offset,
+        } = s;
         self.replaced += 1;
         let message: String = message.chars().take(PREFIX_BYTES).collect();
         tracing::warn!(
@@ -900,6 +1008,68 @@ impl Outputs {
     }
 }
 
+/// A record too large for `topic`, to be replaced by a small dead letter.
+struct StandIn<'a> {
+    topic: &'a str,
+    size: usize,
+    value: &'a [u8],
+    message: &'a str,
+    /// The input record that produced it.
+    partition: i32,
+    offset: i64,
+}
+
+/// Reads the profiles topic to its end into the processor, then keeps following it.
+fn follow_profiles(
+    cfg: &RunConfig,
+    topic: &str,
+    processor: &mut Processor,
+) -> anyhow::Result<TableFollower> {
+    let spec = TopicSpec {
+        configs: vec![("cleanup.policy".into(), "compact".into())],
+        ..TopicSpec::new(topic, 1)
+    };
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(ensure_topics(&admin, &[spec], Duration::from_secs(30)))
+        .with_context(|| format!("ensuring the profiles topic {topic}"))?;
+    let follower = TableFollower::new(
+        &cfg.bootstrap,
+        &cfg.overrides,
+        topic,
+        Duration::from_secs(30),
+    )?;
+    let updates = follower
+        .catch_up(Duration::from_secs(60))
+        .with_context(|| format!("reading the profiles topic {topic}"))?;
+    apply_profiles(processor, topic, updates);
+    tracing::info!(
+        topic,
+        applied = processor.counters().profiles_applied,
+        refused = processor.counters().profiles_refused,
+        "Patient profiles read."
+    );
+    Ok(follower)
+}
+
+fn apply_profiles(processor: &mut Processor, topic: &str, updates: Vec<TableUpdate>) {
+    for u in updates {
+        let key = u.key.as_deref().unwrap_or_default();
+        if let Err(e) = processor.apply_profile(key, u.value.as_deref()) {
+            tracing::warn!(
+                topic,
+                partition = u.partition,
+                offset = u.offset,
+                patient = %String::from_utf8_lossy(key),
+                error = %e,
+                "Profile refused; the previous one stays in force."
+            );
+        }
+    }
+}
+
 /// The smallest `max.message.bytes` of the output topics, less room for batch overhead.
 fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
     let admin = client_config(&cfg.bootstrap, &cfg.overrides);
@@ -907,7 +1077,13 @@ fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
         .enable_all()
         .build()?;
     let mut limit = usize::MAX;
-    for topic in [&cfg.alerts_topic, &cfg.dlq_topic, &cfg.late_topic] {
+    ensure_output_topics(cfg, &admin, &rt)?;
+    for topic in [
+        &cfg.alerts_topic,
+        &cfg.dlq_topic,
+        &cfg.late_topic,
+        &cfg.episodes_topic,
+    ] {
         let value = rt
             .block_on(topic_config(
                 &admin,
@@ -923,6 +1099,18 @@ fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
     }
     // librdkafka's own default cap on one message.
     Ok(limit.min(1_000_000).saturating_sub(BATCH_OVERHEAD))
+}
+
+/// The episodes topic is new: a job started against topics made before it creates it.
+fn ensure_output_topics(
+    cfg: &RunConfig,
+    admin: &hr_kafka::rdkafka::ClientConfig,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let spec = TopicSpec::new(cfg.episodes_topic.clone(), 1);
+    rt.block_on(ensure_topics(admin, &[spec], Duration::from_secs(30)))
+        .with_context(|| format!("ensuring the episodes topic {}", cfg.episodes_topic))?;
+    Ok(())
 }
 
 fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Result<()> {

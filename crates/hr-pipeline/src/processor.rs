@@ -2,10 +2,13 @@
 //! out. No Kafka, no clock of its own (processing time comes in as an argument), so every rule
 //! here is tested without a broker; [`crate::driver`] moves records between it and Kafka.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use hr_model::{Alert, Event, HrStats, ParseError, Thresholds};
+use hr_model::{
+    Alert, Episode, EpisodePolicy, EpisodeTracker, Event, HrStats, ParseError, ProfileError,
+    ProfileTable, ThresholdError, Thresholds, WindowOutcome,
+};
 use hr_window::{
     Aggregator, ConfigError, Emission, EngineConfig, Outcome, RestoreError, WindowEngine,
 };
@@ -47,8 +50,14 @@ pub struct ProcessorConfig {
     pub engine: EngineConfig,
     /// Which windows become alerts.
     pub emit: Emit,
-    /// Alert classification thresholds.
+    /// Alert classification thresholds for patients without a profile.
     pub thresholds: Thresholds,
+    /// When episodes are raised and cleared.
+    pub episodes: EpisodePolicy,
+    /// Signal loss: a patient whose partition's event time moved on by this much with no
+    /// reading from them gets a `signal_loss` episode (and, in key scope, their open windows
+    /// fired). `None` disables it. Sets the engine's `key_idle_timeout_ms`.
+    pub silence_after_ms: Option<i64>,
     /// A reading whose event time is more than this ahead of its Kafka record timestamp goes
     /// to the dead-letter topic (`clock_skew`) instead of moving its patient's clock into the
     /// future. `None` disables the check.
@@ -61,6 +70,8 @@ impl Default for ProcessorConfig {
             engine: EngineConfig::default(),
             emit: Emit::All,
             thresholds: Thresholds::default(),
+            episodes: EpisodePolicy::default(),
+            silence_after_ms: Some(30_000),
             max_clock_skew_ms: Some(3_600_000),
         }
     }
@@ -85,6 +96,45 @@ pub struct RunCounters {
     pub windows_fired: u64,
     /// Alerts produced.
     pub alerts: u64,
+    /// Episode records produced (raised and cleared, signal loss included).
+    pub episodes: u64,
+    /// Profile records applied, and refused (the previous profile stayed in force).
+    pub profiles_applied: u64,
+    /// Profile records refused as malformed or contradictory.
+    pub profiles_refused: u64,
+}
+
+/// What the processor hands the driver to send: alerts and episode records.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// One per fired window that passes the emit filter.
+    pub alerts: Vec<AlertOut>,
+    /// Raised and cleared episodes.
+    pub episodes: Vec<EpisodeOut>,
+}
+
+impl Emitted {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.episodes.is_empty()
+    }
+
+    /// Forgets everything (after it was sent).
+    pub fn clear(&mut self) {
+        self.alerts.clear();
+        self.episodes.clear();
+    }
+}
+
+/// An episode record ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeOut {
+    /// The source partition whose state produced it.
+    pub partition: i32,
+    /// The record (its `patient_id` is the key).
+    pub episode: Episode,
+    /// The record as JSON.
+    pub json: String,
 }
 
 /// One input record as the processor needs it.
@@ -156,21 +206,76 @@ pub struct Processor {
     counters: RunCounters,
     owned: BTreeMap<i32, Progress>,
     out: Vec<Emission<String, HrStats>>,
+    profiles: ProfileTable,
+    /// Per partition, the episode tracker of every patient that has had a window or a silence.
+    trackers: BTreeMap<i32, HashMap<String, EpisodeTracker>>,
+}
+
+/// Why a [`Processor`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The window settings.
+    #[error(transparent)]
+    Window(#[from] ConfigError),
+    /// The default thresholds.
+    #[error(transparent)]
+    Thresholds(#[from] ThresholdError),
+    /// The episode policy.
+    #[error(transparent)]
+    Episodes(#[from] hr_model::EpisodePolicyError),
 }
 
 impl Processor {
     /// A processor owning no partition yet.
     ///
     /// # Errors
-    /// The engine's [`ConfigError`] for an invalid window configuration.
-    pub fn new(cfg: ProcessorConfig) -> Result<Self, ConfigError> {
+    /// [`ProcessorError`] for an invalid window configuration, thresholds or episode policy.
+    pub fn new(cfg: ProcessorConfig) -> Result<Self, ProcessorError> {
+        let mut engine_cfg = cfg.engine.clone();
+        if cfg.silence_after_ms.is_some() {
+            engine_cfg.key_idle_timeout_ms = cfg.silence_after_ms;
+        }
+        cfg.episodes.validate()?;
         Ok(Self {
-            engine: WindowEngine::new(cfg.engine.clone(), HrAggregator)?,
+            engine: WindowEngine::new(engine_cfg, HrAggregator)?,
+            profiles: ProfileTable::new(cfg.thresholds)?,
             cfg,
             counters: RunCounters::default(),
             owned: BTreeMap::new(),
             out: Vec::new(),
+            trackers: BTreeMap::new(),
         })
+    }
+
+    /// Applies one record of the `patient_profiles` topic (`None`: a tombstone, back to the
+    /// defaults). A refused record leaves the previous profile in force.
+    ///
+    /// # Errors
+    /// The [`ProfileError`] saying why the record was refused.
+    pub fn apply_profile(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), ProfileError> {
+        let applied = self.profiles.apply(key, value);
+        match applied {
+            Ok(()) => self.counters.profiles_applied += 1,
+            Err(_) => self.counters.profiles_refused += 1,
+        }
+        applied
+    }
+
+    /// The thresholds in force for `patient_id`.
+    pub fn thresholds_for(&self, patient_id: &str) -> &Thresholds {
+        self.profiles.thresholds_for(patient_id)
+    }
+
+    /// Declares every patient of `partition` silent now (the wall-clock rule for a partition
+    /// whose records stopped altogether): each gets `signal_loss` and, in key scope, its open
+    /// windows fired.
+    pub fn silence_partition(&mut self, partition: i32, out: &mut Emitted) {
+        if !self.owns(partition) {
+            return;
+        }
+        self.engine
+            .silence_partition(partition as u32, &mut self.out);
+        self.drain(out);
     }
 
     /// Takes ownership of `partition` with the state read back from the changelog (`None`:
@@ -189,10 +294,12 @@ impl Processor {
             next_offset: 0,
             start_offset: None,
         };
+        let mut trackers = HashMap::new();
         if let Some(r) = restored {
             if let Some(snap) = r.snapshot {
                 self.engine.restore(partition as u32, snap)?;
             }
+            trackers = r.episodes;
             progress = Progress {
                 next_offset: r.next_offset,
                 start_offset: Some(r.next_offset),
@@ -200,6 +307,7 @@ impl Processor {
         }
         self.engine.add_partition(partition as u32);
         self.owned.insert(partition, progress);
+        self.trackers.insert(partition, trackers);
         Ok(())
     }
 
@@ -207,6 +315,7 @@ impl Processor {
     pub fn revoke(&mut self, partition: i32) {
         self.engine.remove_partition(partition as u32);
         self.owned.remove(&partition);
+        self.trackers.remove(&partition);
     }
 
     /// Whether `partition` is owned.
@@ -235,7 +344,7 @@ impl Processor {
     }
 
     /// Processes one record: its verdict, and every window it fires pushed into `alerts`.
-    pub fn process(&mut self, rec: InputRecord<'_>, alerts: &mut Vec<AlertOut>) -> Verdict {
+    pub fn process(&mut self, rec: InputRecord<'_>, alerts: &mut Emitted) -> Verdict {
         let Some(progress) = self.owned.get_mut(&rec.partition) else {
             return Verdict::Skipped;
         };
@@ -301,13 +410,13 @@ impl Processor {
     }
 
     /// Lets processing time pass (partition idleness in global scope).
-    pub fn tick(&mut self, now: Instant, alerts: &mut Vec<AlertOut>) {
+    pub fn tick(&mut self, now: Instant, alerts: &mut Emitted) {
         self.engine.on_processing_time(now, &mut self.out);
         self.drain(alerts);
     }
 
     /// Ends a bounded input: every open window fires.
-    pub fn finish(&mut self, alerts: &mut Vec<AlertOut>) {
+    pub fn finish(&mut self, alerts: &mut Emitted) {
         self.engine.finish(&mut self.out);
         self.drain(alerts);
     }
@@ -333,8 +442,10 @@ impl Processor {
                 keys.iter().map(|k| k.key().as_str()),
             );
         }
+        let empty = HashMap::new();
+        let trackers = self.trackers.get(&partition).unwrap_or(&empty);
         match self.engine.take_changes(partition as u32) {
-            Some(changes) => changelog::encode_changes(progress.next_offset, changes),
+            Some(changes) => changelog::encode_changes(progress.next_offset, changes, trackers),
             None => Vec::new(),
         }
     }
@@ -349,28 +460,65 @@ impl Processor {
         self.engine.counters()
     }
 
-    fn drain(&mut self, alerts: &mut Vec<AlertOut>) {
+    fn drain(&mut self, emitted: &mut Emitted) {
+        let policy = self.cfg.episodes;
         for e in self.out.drain(..) {
-            let Emission::Fired(w) = e else { continue };
-            self.counters.windows_fired += 1;
-            let alert = Alert::from_stats(
-                w.key,
-                w.start,
-                w.end,
-                &w.acc,
-                w.revision,
-                &self.cfg.thresholds,
-            );
-            if self.cfg.emit == Emit::Abnormal && !alert.alert_type.is_abnormal() {
-                continue;
+            let partition = e.partition() as i32;
+            let trackers = self.trackers.entry(partition).or_default();
+            let episodes = match e {
+                Emission::Fired(w) => {
+                    self.counters.windows_fired += 1;
+                    let thresholds = self.profiles.thresholds_for(&w.key);
+                    let alert =
+                        Alert::from_stats(w.key, w.start, w.end, &w.acc, w.revision, thresholds);
+                    let episodes = trackers
+                        .entry(alert.patient_id.clone())
+                        .or_default()
+                        .on_window(&alert.patient_id, &WindowOutcome::from(&alert), &policy);
+                    if self.cfg.emit == Emit::All || alert.alert_type.is_abnormal() {
+                        self.counters.alerts += 1;
+                        let json = alert.to_json();
+                        emitted.alerts.push(AlertOut {
+                            partition,
+                            alert,
+                            json,
+                        });
+                    }
+                    episodes
+                }
+                Emission::KeyIdle {
+                    key,
+                    last_event_time_ms,
+                    ..
+                } => {
+                    // Declared at the event time that made the silence certain.
+                    let declared =
+                        last_event_time_ms.saturating_add(self.cfg.silence_after_ms.unwrap_or(0));
+                    trackers
+                        .entry(key.clone())
+                        .or_default()
+                        .on_signal_lost(&key, last_event_time_ms, declared)
+                        .into_iter()
+                        .collect()
+                }
+                Emission::KeyResumed {
+                    key, event_time_ms, ..
+                } => trackers
+                    .entry(key.clone())
+                    .or_default()
+                    .on_signal_restored(&key, event_time_ms)
+                    .into_iter()
+                    .collect(),
+            };
+            for episode in episodes {
+                self.counters.episodes += 1;
+                let json = episode.to_json();
+                emitted.episodes.push(EpisodeOut {
+                    partition,
+                    episode,
+                    json,
+                });
             }
-            self.counters.alerts += 1;
-            let json = alert.to_json();
-            alerts.push(AlertOut {
-                partition: w.partition as i32,
-                alert,
-                json,
-            });
         }
     }
 }
@@ -412,12 +560,12 @@ mod tests {
 
     /// Feeds `(patient, t, bpm)` readings to partition 0 from `offset`, returning alert JSON.
     fn feed(p: &mut Processor, offset: i64, readings: &[(&str, i64, u16)]) -> Vec<String> {
-        let mut alerts = Vec::new();
+        let mut alerts = Emitted::default();
         for (i, &(patient, t, bpm)) in readings.iter().enumerate() {
             let parsed = reading(patient, t, bpm);
             p.process(input(0, offset + i as i64, &parsed), &mut alerts);
         }
-        alerts.into_iter().map(|a| a.json).collect()
+        alerts.alerts.into_iter().map(|a| a.json).collect()
     }
 
     fn stream() -> Vec<(&'static str, i64, u16)> {
@@ -450,7 +598,7 @@ mod tests {
         let mut p = processor();
         p.assign(0, None).unwrap();
         let bad = Validation::default().parse(br#"{"patient_id":"p1"}"#);
-        let mut alerts = Vec::new();
+        let mut alerts = Emitted::default();
         let v = p.process(input(0, 0, &bad), &mut alerts);
         assert!(
             matches!(v, Verdict::DeadLetter { code, .. } if code == bad.as_ref().unwrap_err().code())
@@ -492,13 +640,14 @@ mod tests {
     fn records_of_partitions_not_owned_or_below_the_restored_offset_are_skipped() {
         let mut p = processor();
         let r = reading("p1", 0, 80);
-        let mut alerts = Vec::new();
+        let mut alerts = Emitted::default();
         assert_eq!(p.process(input(0, 0, &r), &mut alerts), Verdict::Skipped);
         p.assign(
             0,
             Some(RestoredPartition {
                 next_offset: 10,
                 snapshot: None,
+                episodes: HashMap::new(),
             }),
         )
         .unwrap();
@@ -551,7 +700,7 @@ mod tests {
         let mut p = processor();
         p.assign(0, None).unwrap();
         feed(&mut p, 0, &stream());
-        let mut alerts = Vec::new();
+        let mut alerts = Emitted::default();
         p.finish(&mut alerts);
         let recs = p.take_changelog(0, true);
         let tombstones = recs.iter().filter(|r| r.value.is_none()).count();
@@ -580,5 +729,174 @@ mod tests {
         assert!(feed(&mut p, 0, &readings).is_empty());
         assert!(p.counters().windows_fired > 0);
         let _ = AlertType::Normal;
+    }
+
+    fn episodes_of(p: &mut Processor, offset: i64, readings: &[(&str, i64, u16)]) -> Vec<String> {
+        let mut out = Emitted::default();
+        for (i, &(patient, t, bpm)) in readings.iter().enumerate() {
+            let parsed = reading(patient, t, bpm);
+            p.process(input(0, offset + i as i64, &parsed), &mut out);
+        }
+        out.episodes
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e.episode.patient_id, e.episode.state, e.episode.kind
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tachycardic_run_raises_one_episode_and_normal_windows_clear_it() {
+        let mut p = processor();
+        p.assign(0, None).unwrap();
+        // 10 s windows: 3 windows at 130 bpm, then 3 at 70, p2 keeps the partition moving.
+        let mut readings = Vec::new();
+        for s in 0..70 {
+            let bpm = if s < 30 { 130 } else { 70 };
+            readings.push(("p1", s * 1_000, bpm));
+            readings.push(("p2", s * 1_000, 70));
+        }
+        let got = episodes_of(&mut p, 0, &readings);
+        assert_eq!(got, ["p1 raised tachycardia", "p1 cleared tachycardia"]);
+    }
+
+    #[test]
+    fn a_silent_monitor_gets_its_last_window_and_one_signal_loss_then_a_restore() {
+        let mut p = processor();
+        p.assign(0, None).unwrap();
+        let mut alerts = Emitted::default();
+        let mut offset = 0;
+        let mut send = |p: &mut Processor, patient: &str, t: i64, out: &mut Emitted| {
+            let parsed = reading(patient, t, 140);
+            p.process(input(0, offset, &parsed), out);
+            offset += 1;
+        };
+        for s in 0..15 {
+            send(&mut p, "quiet", s * 1_000, &mut alerts);
+            send(&mut p, "busy", s * 1_000, &mut alerts);
+        }
+        // "quiet" stops; "busy" goes on for 60 s more of event time.
+        for s in 15..75 {
+            send(&mut p, "busy", s * 1_000, &mut alerts);
+        }
+        let quiet_windows: Vec<(i64, u64)> = alerts
+            .alerts
+            .iter()
+            .filter(|a| a.alert.patient_id == "quiet")
+            .map(|a| (a.alert.window_start, a.alert.count))
+            .collect();
+        assert_eq!(
+            quiet_windows,
+            [(0, 10), (10_000, 5)],
+            "its last, partial window fired too"
+        );
+        let lost: Vec<&Episode> = alerts
+            .episodes
+            .iter()
+            .map(|e| &e.episode)
+            .filter(|e| e.patient_id == "quiet" && e.kind == hr_model::EpisodeKind::SignalLoss)
+            .collect();
+        assert_eq!(lost.len(), 1, "one signal_loss record");
+        assert_eq!(lost[0].state, hr_model::EpisodeState::Raised);
+        assert_eq!(lost[0].window_start, 14_000, "the last reading");
+        send(&mut p, "quiet", 80_000, &mut alerts);
+        let restored = alerts
+            .episodes
+            .iter()
+            .filter(|e| {
+                e.episode.patient_id == "quiet"
+                    && e.episode.kind == hr_model::EpisodeKind::SignalLoss
+            })
+            .count();
+        assert_eq!(restored, 2, "raised, then cleared by the next reading");
+        assert_eq!(
+            alerts.episodes.last().unwrap().episode.state,
+            hr_model::EpisodeState::Cleared
+        );
+    }
+
+    #[test]
+    fn a_profile_changes_one_patients_classification_and_a_bad_one_changes_nothing() {
+        let mut p = processor();
+        p.assign(0, None).unwrap();
+        p.apply_profile(b"p1", Some(br#"{"tachycardia_above": 130}"#))
+            .unwrap();
+        assert!(
+            p.apply_profile(b"p1", Some(br#"{"bradycardia_below": 200}"#))
+                .is_err()
+        );
+        assert!(p.apply_profile(b"p1", Some(b"{not json")).is_err());
+        let mut readings = Vec::new();
+        for s in 0..25 {
+            readings.push(("p1", s * 1_000, 120));
+            readings.push(("p2", s * 1_000, 120));
+        }
+        let alerts = feed(&mut p, 0, &readings);
+        let first = |patient: &str| -> serde_json::Value {
+            let a = alerts
+                .iter()
+                .find(|a| a.contains(&format!("\"{patient}\"")))
+                .unwrap();
+            serde_json::from_str(a).unwrap()
+        };
+        assert_eq!(first("p1")["alert_type"], "normal", "120 is under p1's 130");
+        assert_eq!(first("p1")["thresholds"]["tachycardia_above"], 130.0);
+        assert_eq!(first("p2")["alert_type"], "tachycardia");
+        assert_eq!(first("p2")["thresholds"]["tachycardia_above"], 100.0);
+        let c = p.counters();
+        assert_eq!((c.profiles_applied, c.profiles_refused), (1, 2));
+        // A tombstone returns p1 to the defaults.
+        p.apply_profile(b"p1", None).unwrap();
+        assert_eq!(p.thresholds_for("p1").tachycardia_above, 100.0);
+    }
+
+    #[test]
+    fn windows_with_too_few_readings_are_insufficient_data() {
+        let mut p = Processor::new(ProcessorConfig {
+            thresholds: Thresholds::new(100.0, 50.0, 5).unwrap(),
+            ..ProcessorConfig::default()
+        })
+        .unwrap();
+        p.assign(0, None).unwrap();
+        let alerts = feed(
+            &mut p,
+            0,
+            &[("p1", 0, 150), ("p1", 1_000, 150), ("p1", 70_000, 80)],
+        );
+        let a: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+        assert_eq!(a["alert_type"], "insufficient_data");
+        assert_eq!(a["count"], 2);
+    }
+
+    /// Episode state lives in the changelog: a restore mid-episode neither raises it again
+    /// nor loses its clear.
+    #[test]
+    fn episodes_survive_a_restore_from_the_changelog() {
+        let mut readings = Vec::new();
+        for s in 0..70 {
+            let bpm = if s < 30 { 130 } else { 70 };
+            readings.push(("p1", s * 1_000, bpm));
+            readings.push(("p2", s * 1_000, 70));
+        }
+        let mut whole = processor();
+        whole.assign(0, None).unwrap();
+        let expected = episodes_of(&mut whole, 0, &readings);
+        for cut in [41, 70, 101] {
+            let mut first = processor();
+            first.assign(0, None).unwrap();
+            let mut got = episodes_of(&mut first, 0, &readings[..cut]);
+            let log: BTreeMap<Vec<u8>, Vec<u8>> = first
+                .take_changelog(0, false)
+                .into_iter()
+                .filter_map(|r| r.value.map(|v| (r.key, v)))
+                .collect();
+            let mut second = processor();
+            second.assign(0, changelog::decode(&log).unwrap()).unwrap();
+            got.extend(episodes_of(&mut second, 0, &readings));
+            assert_eq!(got, expected, "cut at {cut}");
+        }
     }
 }

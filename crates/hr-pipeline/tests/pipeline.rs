@@ -30,6 +30,8 @@ fn setup(partitions: i32, alerts_dir: Option<std::path::PathBuf>) -> Topics {
     cfg.alerts_topic = unique_topic("alerts");
     cfg.dlq_topic = unique_topic("dlq");
     cfg.late_topic = unique_topic("late");
+    cfg.episodes_topic = unique_topic("episodes");
+    cfg.profiles_topic = Some(unique_topic("profiles"));
     cfg.alerts_dir = alerts_dir;
     cfg.bounded = true;
     create_topic(&b, &cfg.input_topic, partitions);
@@ -263,6 +265,9 @@ fn bad_records_land_once_in_the_dlq_and_late_ones_in_the_late_topic() {
             late: 1,
             windows_fired: 2,
             alerts: 2,
+            episodes: 0,
+            profiles_applied: 0,
+            profiles_refused: 0,
         }
     );
     assert_counters_add_up(&c);
@@ -319,6 +324,11 @@ fn binary(cfg: &RunConfig, extra: &[&str]) -> std::process::Command {
         .args(["--alerts-topic", &cfg.alerts_topic])
         .args(["--dlq-topic", &cfg.dlq_topic])
         .args(["--late-topic", &cfg.late_topic])
+        .args(["--episodes-topic", &cfg.episodes_topic])
+        .args([
+            "--profiles-topic",
+            cfg.profiles_topic.as_deref().unwrap_or("none"),
+        ])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null());
@@ -644,16 +654,29 @@ fn a_paused_instance_whose_partitions_moved_is_fenced() {
         signal(&b, "-TERM");
         assert!(a.wait().unwrap().success(), "{guarantee}: a");
         assert!(b.wait().unwrap().success(), "{guarantee}: b");
-        let status = binary(&t.cfg, &["--bounded", "--guarantee", guarantee, "--alerts-dir", "none"])
-            .status()
-            .unwrap();
+        let status = binary(
+            &t.cfg,
+            &[
+                "--bounded",
+                "--guarantee",
+                guarantee,
+                "--alerts-dir",
+                "none",
+            ],
+        )
+        .status()
+        .unwrap();
         assert!(status.success());
 
         let got = alert_set(&t.cfg);
         assert_eq!(got.len(), 4 * 5, "{guarantee}: four patients, five minutes");
         let mut base = t.cfg.clone();
         base.alerts_dir = None;
-        assert_eq!(got, baseline(&base), "{guarantee}: every window as uninterrupted");
+        assert_eq!(
+            got,
+            baseline(&base),
+            "{guarantee}: every window as uninterrupted"
+        );
         if guarantee == "exactly-once" {
             assert_eq!(read_all(&t.cfg.alerts_topic).len(), 4 * 5, "no repeats");
         }
@@ -672,6 +695,8 @@ fn records_too_large_to_forward_are_replaced_by_small_dead_letters() {
     cfg.alerts_topic = unique_topic("alerts");
     cfg.dlq_topic = unique_topic("dlq");
     cfg.late_topic = unique_topic("late");
+    cfg.episodes_topic = unique_topic("episodes");
+    cfg.profiles_topic = None;
     cfg.alerts_dir = None;
     cfg.bounded = true;
     let big = hr_kafka::TopicSpec {
@@ -719,20 +744,44 @@ fn records_too_large_to_forward_are_replaced_by_small_dead_letters() {
         .iter()
         .filter(|d| d.headers["hr.error.code"] == "too_large")
         .collect();
-    assert_eq!(dlq.len(), 3, "the invalid record and the long id's two alerts, once each");
-    assert_eq!(stand_ins.len(), 3);
+    assert_eq!(
+        dlq.len(),
+        4,
+        "the invalid record, the long id's two alerts and its episode, once each"
+    );
+    assert_eq!(stand_ins.len(), 4);
     for d in &stand_ins {
         assert!(d.value.len() <= 1024, "a prefix, not the record");
         let size: usize = d.headers["hr.original.size"].parse().unwrap();
         assert!(size > 900 * 1024, "{size}");
         assert!(!d.headers["hr.error.message"].is_empty());
     }
-    assert_eq!(stand_ins[0].headers["hr.source.offset"], "2", "the invalid record");
+    assert_eq!(
+        stand_ins[0].headers["hr.source.offset"], "2",
+        "the invalid record"
+    );
     assert_eq!(stand_ins[0].headers["hr.original.topic"], cfg.dlq_topic);
     assert_eq!(stand_ins[1].headers["hr.original.topic"], cfg.alerts_topic);
-    assert_eq!(stand_ins[1].headers["hr.source.offset"], "3", "fired by the long id's second reading");
-    assert_eq!(stand_ins[2].headers["hr.original.topic"], cfg.alerts_topic);
+    assert_eq!(
+        stand_ins[1].headers["hr.source.offset"], "3",
+        "fired by the long id's second reading"
+    );
+    assert_eq!(
+        stand_ins[2].headers["hr.original.topic"], cfg.episodes_topic,
+        "tachycardia raised"
+    );
+    assert_eq!(
+        stand_ins[3].headers["hr.original.topic"], cfg.alerts_topic,
+        "fired at the end"
+    );
     let got = alerts(&cfg);
-    let ids: Vec<&str> = got.iter().map(|a| a["patient_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["p001", "p001"], "the other patient's alerts are all there");
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|a| a["patient_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["p001", "p001"],
+        "the other patient's alerts are all there"
+    );
 }
