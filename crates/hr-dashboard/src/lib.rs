@@ -73,7 +73,7 @@ pub struct DashboardConfig {
 }
 
 /// Serves the dashboard on `listener` until `shutdown` completes, then stops the Kafka readers
-/// and returns once they are gone.
+/// and returns once they are gone (or after 5 s, when closing them waits on a dead broker).
 ///
 /// # Errors
 /// The server's I/O error, if serving fails.
@@ -150,12 +150,18 @@ pub async fn serve(
     shared.stop();
     let _ = publisher.await;
     let _ = scraper.await;
-    tokio::task::spawn_blocking(move || {
+    let joined = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();
         }
-    })
-    .await
-    .ok();
+    });
+    // Closing a consumer leaves its group, which waits on the broker: a dead broker must not
+    // keep a stopped dashboard alive.
+    if tokio::time::timeout(Duration::from_secs(5), joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("The Kafka readers did not close within 5 s; exiting without them.");
+    }
     result
 }

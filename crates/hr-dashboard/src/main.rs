@@ -145,7 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Bind first: a port in use fails before anything is read from Kafka.
     let std_listener = bind(listen)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let addr = listener.local_addr()?;
         let host = if addr.ip().is_unspecified() {
@@ -168,7 +168,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         hr_dashboard::serve(cfg, listener, shutdown_signal()).await?;
         anyhow::Ok(())
-    })
+    });
+    // Dropping the runtime would wait for a reader thread stuck closing on a dead broker.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// Logs on standard error, coloured only on a terminal without `NO_COLOR`; a message repeated
