@@ -83,3 +83,22 @@ impl KafkaError {
         )
     }
 }
+
+/// Where librdkafka's own log lines go. Connection failures are retried by librdkafka every
+/// few hundred milliseconds while a broker is down; the caller reports the outage once per
+/// change of state, so these lines are debug output. Anything else keeps its level.
+pub(crate) fn log_librdkafka(level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    let connection = matches!(fac, "FAIL" | "REQTMOUT" | "BROKERFAIL" | "CONNECT")
+        || message.contains("Connection refused")
+        || message.contains("brokers are down");
+    match level {
+        _ if connection => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", "{fac}: {message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", "{fac}: {message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", "{fac}: {message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+    }
+}

@@ -33,7 +33,16 @@ pub struct DeliveryLog {
     first_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for DeliveryLog {}
+impl ClientContext for DeliveryLog {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::error::log_librdkafka(level, fac, message);
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        // A broker going away is retried by librdkafka and reported by the caller once.
+        tracing::debug!("librdkafka: {error}: {reason}");
+    }
+}
 
 impl ProducerContext for DeliveryLog {
     type DeliveryOpaque = ();

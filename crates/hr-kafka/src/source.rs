@@ -84,6 +84,10 @@ impl RebalanceLog {
 }
 
 impl ClientContext for RebalanceLog {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::error::log_librdkafka(level, fac, message);
+    }
+
     fn error(&self, error: RdError, reason: &str) {
         // End of partition is how bounded mode learns it is done, not a fault.
         let eof = matches!(

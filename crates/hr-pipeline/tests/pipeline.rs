@@ -49,8 +49,12 @@ fn reading(patient: &str, offset_ms: i64, bpm: i64) -> Vec<u8> {
 
 /// Produces `(partition, key, value)` records in order and waits for all of them.
 fn produce(topic: &str, records: &[(i32, &str, Vec<u8>)]) {
+    produce_to(&bootstrap(), topic, records);
+}
+
+fn produce_to(b: &str, topic: &str, records: &[(i32, &str, Vec<u8>)]) {
     let producer: ThreadedProducer<DefaultProducerContext> =
-        client_config(&bootstrap(), &[]).create().expect("producer");
+        client_config(b, &[]).create().expect("producer");
     for (p, k, v) in records {
         producer
             .send(
@@ -74,7 +78,11 @@ struct Read {
 /// Every committed record of `topic` (all partitions) up to its current end, read as a
 /// `read_committed` consumer downstream of the job would.
 fn read_all(topic: &str) -> Vec<Read> {
-    let consumer: BaseConsumer = client_config(&bootstrap(), &[])
+    read_all_from(&bootstrap(), topic)
+}
+
+fn read_all_from(b: &str, topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = client_config(b, &[])
         .set("group.id", unique_topic("reader"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -337,8 +345,12 @@ fn binary(cfg: &RunConfig, extra: &[&str]) -> std::process::Command {
 
 /// The distinct alerts of `cfg`'s alerts topic, after checking that any repeat is byte-identical.
 fn alert_set(cfg: &RunConfig) -> BTreeMap<(String, i64, u64), Vec<u8>> {
+    alert_set_of(&bootstrap(), cfg)
+}
+
+fn alert_set_of(b: &str, cfg: &RunConfig) -> BTreeMap<(String, i64, u64), Vec<u8>> {
     let mut set = BTreeMap::new();
-    for r in read_all(&cfg.alerts_topic) {
+    for r in read_all_from(b, &cfg.alerts_topic) {
         let a: Value = serde_json::from_slice(&r.value).unwrap();
         let id = (
             a["patient_id"].as_str().unwrap().to_owned(),
@@ -784,4 +796,271 @@ fn records_too_large_to_forward_are_replaced_by_small_dead_letters() {
         ["p001", "p001"],
         "the other patient's alerts are all there"
     );
+}
+
+/// Every record of `cfg`'s episodes topic as JSON, in topic order.
+fn episodes(cfg: &RunConfig) -> Vec<Value> {
+    read_all(&cfg.episodes_topic)
+        .into_iter()
+        .map(|r| serde_json::from_slice(&r.value).unwrap())
+        .collect()
+}
+
+/// A monitor sends 60 s at 140 bpm, then goes silent while the others stream on for 4 more
+/// minutes: its windows fire, it gets one tachycardia episode and one signal_loss, and the
+/// others none.
+#[test]
+fn a_silent_monitor_gets_signal_loss_while_the_others_stream_on() {
+    let t = setup(1, None);
+    let mut records = Vec::new();
+    for s in 0..300 {
+        if s < 60 {
+            records.push((0, "p001", reading("p001", s * 1_000, 140)));
+        }
+        for p in ["p002", "p003"] {
+            records.push((0, p, reading(p, s * 1_000, 70)));
+        }
+    }
+    produce(&t.cfg.input_topic, &records);
+    let c = run(&t.cfg, &AtomicBool::new(false)).expect("run");
+    assert_counters_add_up(&c);
+    let eps = episodes(&t.cfg);
+    let of = |patient: &str| -> Vec<String> {
+        eps.iter()
+            .filter(|e| e["patient_id"] == patient)
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["state"].as_str().unwrap(),
+                    e["kind"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("p001"),
+        ["raised tachycardia", "raised signal_loss"],
+        "{eps:?}"
+    );
+    assert!(of("p002").is_empty() && of("p003").is_empty(), "{eps:?}");
+    let loss = eps.iter().find(|e| e["kind"] == "signal_loss").unwrap();
+    assert_eq!(loss["window_start"], W0 + 59_000, "the last reading");
+    assert_eq!(
+        loss["window_end"],
+        W0 + 59_000 + 30_000,
+        "declared --silence-after later"
+    );
+    let got = alerts(&t.cfg);
+    let p001: Vec<&Value> = got.iter().filter(|a| a["patient_id"] == "p001").collect();
+    assert_eq!(p001.len(), 1, "its one window");
+    assert_eq!(p001[0]["count"], 60);
+    assert_eq!(p001[0]["alert_type"], "tachycardia");
+}
+
+fn cli(cfg: &RunConfig, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hr-pipeline"))
+        .args(args)
+        .args(["--bootstrap", &cfg.bootstrap])
+        .args(["--profiles-topic", cfg.profiles_topic.as_deref().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// A profile written with the CLI changes that patient's classification (and says so in the
+/// alert); a contradictory one is refused and the previous one stays.
+#[test]
+fn a_profile_set_with_the_cli_changes_one_patients_alerts() {
+    let t = setup(1, None);
+    let set = cli(
+        &t.cfg,
+        &["profiles", "set", "p002", "--tachycardia-above", "160"],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let bad = cli(
+        &t.cfg,
+        &["profiles", "set", "p002", "--bradycardia-below", "170"],
+    );
+    assert!(
+        !bad.status.success(),
+        "tachycardia-above 160 <= bradycardia-below 170 is refused"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bradycardia_below"));
+    let get = cli(&t.cfg, &["profiles", "get", "p002"]);
+    let shown = String::from_utf8_lossy(&get.stdout);
+    assert!(shown.contains("tachycardia above 160"), "{shown}");
+    let list = cli(&t.cfg, &["profiles", "list"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1);
+
+    let mut records = Vec::new();
+    for s in 0..70 {
+        for p in ["p001", "p002"] {
+            records.push((0, p, reading(p, s * 1_000, 150)));
+        }
+    }
+    produce(&t.cfg.input_topic, &records);
+    run(&t.cfg, &AtomicBool::new(false)).expect("run");
+    let got = alerts(&t.cfg);
+    let first = |p: &str| got.iter().find(|a| a["patient_id"] == p).unwrap().clone();
+    assert_eq!(first("p001")["alert_type"], "tachycardia");
+    assert_eq!(
+        first("p002")["alert_type"],
+        "normal",
+        "150 is under p002's own 160"
+    );
+    assert_eq!(first("p002")["thresholds"]["tachycardia_above"], 160.0);
+
+    let del = cli(&t.cfg, &["profiles", "delete", "p002"]);
+    assert!(del.status.success());
+    let get = cli(&t.cfg, &["profiles", "get", "p002"]);
+    assert!(String::from_utf8_lossy(&get.stdout).contains("no profile"));
+}
+
+/// A wrong address is one line naming it, quickly, and exit 1; not a 30 s timeout.
+#[test]
+fn an_unreachable_broker_is_reported_at_once_by_one_shot_commands() {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hr-pipeline"))
+        .args(["topics", "--bootstrap", "127.0.0.1:1"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+/// A broker of the test's own, so it can be killed and restarted.
+struct OwnBroker {
+    state: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnBroker {
+    fn script(&self, cmd: &str) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let shared_lib = root.join(".kafka/lib");
+        let mut c = std::process::Command::new("bash");
+        c.arg(root.join("docker/kafka-local.sh"))
+            .arg(cmd)
+            .env("HR_KAFKA_PORT", self.port.to_string())
+            .env("HR_KAFKA_STATE", &self.state)
+            .env("HR_KAFKA_MODE", "native")
+            .env("HR_KAFKA_HEAP", "512m");
+        if shared_lib.exists() {
+            c.env("HR_KAFKA_LIB", &shared_lib);
+        }
+        let st = c.status().unwrap();
+        assert!(st.success(), "kafka-local.sh {cmd}");
+    }
+
+    fn kill_9(&self) {
+        let pid = std::fs::read_to_string(self.state.join("kafka.pid")).unwrap();
+        let st = std::process::Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let _ = std::process::Command::new("bash")
+            .arg(root.join("docker/kafka-local.sh"))
+            .arg("down")
+            .env("HR_KAFKA_PORT", self.port.to_string())
+            .env("HR_KAFKA_STATE", &self.state)
+            .env("HR_KAFKA_MODE", "native")
+            .status();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// The broker killed (-9) and restarted 20 s later while the job runs: the job waits with its
+/// state, goes on, and the alerts equal an uninterrupted run's, once each.
+#[test]
+fn a_broker_restart_is_ridden_out() {
+    let broker = OwnBroker {
+        state: std::env::temp_dir().join(unique_topic("hr-own-broker")),
+        port: 19_492,
+    };
+    broker.script("up");
+    let b = format!("localhost:{}", broker.port);
+    let mut cfg = RunConfig::new(b.clone());
+    cfg.group = unique_topic("restart-group");
+    cfg.input_topic = unique_topic("events");
+    cfg.alerts_topic = unique_topic("alerts");
+    cfg.dlq_topic = unique_topic("dlq");
+    cfg.late_topic = unique_topic("late");
+    cfg.episodes_topic = unique_topic("episodes");
+    cfg.profiles_topic = Some(unique_topic("profiles"));
+    cfg.alerts_dir = None;
+    cfg.bounded = true;
+    create_topic(&b, &cfg.input_topic, 3);
+    for t in [
+        &cfg.alerts_topic,
+        &cfg.dlq_topic,
+        &cfg.late_topic,
+        &cfg.episodes_topic,
+    ] {
+        create_topic(&b, t, 1);
+    }
+    produce_to(&b, &cfg.input_topic, &stream(0, 150));
+    let mut job = binary(&cfg, &["--alerts-dir", "none"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read_all_from(&b, &cfg.alerts_topic).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alert before the outage"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    broker.kill_9();
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(
+        job.try_wait().unwrap().is_none(),
+        "the job waits for the broker"
+    );
+    broker.script("up");
+    produce_to(&b, &cfg.input_topic, &stream(150, 300));
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        job.try_wait().unwrap().is_none(),
+        "still running after the outage"
+    );
+    signal(&job, "-TERM");
+    assert!(job.wait().unwrap().success());
+    let status = binary(&cfg, &["--bounded", "--alerts-dir", "none"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let got = alert_set_of(&b, &cfg);
+    assert_eq!(got.len(), 4 * 5);
+    assert_eq!(
+        read_all_from(&b, &cfg.alerts_topic).len(),
+        4 * 5,
+        "once each"
+    );
+    let mut base = cfg.clone();
+    base.group = unique_topic("baseline-group");
+    base.alerts_topic = unique_topic("baseline-alerts");
+    base.episodes_topic = unique_topic("baseline-episodes");
+    create_topic(&b, &base.alerts_topic, 1);
+    create_topic(&b, &base.episodes_topic, 1);
+    run(&base, &AtomicBool::new(false)).expect("baseline run");
+    assert_eq!(got, alert_set_of(&b, &base));
 }
