@@ -206,8 +206,16 @@ pub struct FaultConfig {
     pub duplicate: f64,
     /// Expected silences per patient per hour of event time.
     pub silence_rate_per_hour: f64,
-    /// How long a silent monitor sends nothing, milliseconds.
+    /// How long a silent monitor sends nothing, milliseconds: the shortest silence when
+    /// [`silence_max_ms`](Self::silence_max_ms) is set, every silence's length otherwise.
     pub silence_ms: i64,
+    /// The longest silence, milliseconds: each silence's length is then drawn uniformly from
+    /// `silence_ms..=silence_max_ms`. `None` (or a value equal to `silence_ms`) gives every
+    /// silence the same length and spends no random draw on it, so such runs keep their bytes.
+    pub silence_max_ms: Option<i64>,
+    /// Silences at fixed times, whatever the rate (a monitor unplugged on purpose, as in a
+    /// demo or a test); they compose with the random ones.
+    pub planned_silences: Vec<PlannedSilence>,
     /// Devices whose clock is off: `(patient_id, skew_ms)`, negative lags, positive leads.
     pub clock_skew: Vec<(String, i64)>,
 }
@@ -224,8 +232,44 @@ impl Default for FaultConfig {
             duplicate: 0.0,
             silence_rate_per_hour: 0.0,
             silence_ms: 180_000,
+            silence_max_ms: None,
+            planned_silences: Vec::new(),
             clock_skew: Vec::new(),
         }
+    }
+}
+
+/// A monitor unplugged at a fixed time: `patient_id` sends nothing from `after_ms` after the
+/// run's start for `duration_ms` (simulation clock, so a skewed device's gap is shifted in its
+/// timestamps like everything else it sends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSilence {
+    /// `p001`, ...
+    pub patient_id: String,
+    /// When the monitor stops, milliseconds after the run's start.
+    pub after_ms: i64,
+    /// How long it stays silent, milliseconds.
+    pub duration_ms: i64,
+}
+
+impl FromStr for PlannedSilence {
+    type Err = String;
+
+    /// `PATIENT@AT+DURATION`, e.g. `p003@40s+60s`: p003 stops 40 s into the run for 60 s.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected PATIENT@AT+DURATION (e.g. p003@40s+60s), got `{s}`");
+        let (patient, when) = s.split_once('@').ok_or_else(bad)?;
+        let (at, duration) = when.split_once('+').ok_or_else(bad)?;
+        let parse = |d: &str| hr_model::parse_duration_ms(d.trim()).map_err(|e| e.to_string());
+        let patient_id = patient.trim();
+        if patient_id.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            patient_id: patient_id.to_owned(),
+            after_ms: parse(at)?,
+            duration_ms: parse(duration)?,
+        })
     }
 }
 

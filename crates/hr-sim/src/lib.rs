@@ -59,7 +59,8 @@ mod sink;
 mod truth;
 
 pub use faults::{
-    Fault, FaultConfig, FaultCounts, MalformedCounts, MalformedKind, write_malformed,
+    Fault, FaultConfig, FaultCounts, MalformedCounts, MalformedKind, PlannedSilence,
+    write_malformed,
 };
 pub use patient::{Episode, EpisodeConfig, EpisodeKind, Patient};
 pub use run::{Pace, RunReport, run, wall_clock_ms};

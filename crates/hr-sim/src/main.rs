@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use hr_kafka::cli::KafkaArgs;
 use hr_sim::{
-    EpisodeConfig, FaultConfig, JsonLinesSink, KafkaSink, MalformedKind, Pace, RunReport,
-    SimConfig, Simulation, Sink, SinkError, run, wall_clock_ms,
+    EpisodeConfig, FaultConfig, JsonLinesSink, KafkaSink, MalformedKind, Pace, PlannedSilence,
+    RunReport, SimConfig, Simulation, Sink, SinkError, run, wall_clock_ms,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
@@ -38,7 +38,11 @@ Examples:
   # Every fault at once, with a ground truth file for the test that checks the alerts.
   hr-sim --start 2025-11-19T07:00:00Z --duration 2h --output file --file events.jsonl \\
          --truth truth.json --episode-rate 2 --out-of-order 0.02 --late 0.005 \\
-         --malformed 0.01 --duplicates 0.01 --silence-rate 0.5 --clock-skew p003=-90s
+         --malformed 0.01 --duplicates 0.01 --silence-rate 0.5 --silence-duration 40s..5m \\
+         --clock-skew p003=-90s
+
+  # A demo's unplugged lead: p002 goes silent 60 s in for 45 s, then sends again.
+  hr-sim --patients 8 --rate 16 --unplug p002@60s+45s
 
   # Only naive timestamps, 5% of records, on a TLS cluster.
   hr-sim --malformed 0.05 --malformed-kinds naive_timestamp \\
@@ -55,7 +59,10 @@ Fault injection (all off by default; every injected fault is counted in --truth)
                      --malformed-kinds: invalid_json, not_object, missing_field, wrong_type,
                      empty_patient_id, bad_timestamp, naive_timestamp, bpm_out_of_range.
   --duplicates F     fraction F are sent twice.
-  --silence-rate R   each monitor goes silent R times an hour on average, for --silence-duration.
+  --silence-rate R   each monitor goes silent R times an hour on average, for --silence-duration
+                     (one length, or MIN..MAX: each silence drawn uniformly in between).
+  --unplug P@AT+D    patient P's monitor sends nothing from AT after the start for D (e.g.
+                     p003@40s+60s); repeatable, and on top of --silence-rate.
   --clock-skew P=D   patient P's clock is off by D (negative lags, positive leads); repeatable.
 
 Durations are a number and a unit: 500ms, 90s, 5m, 2h, 1d (skews may be negative).";
@@ -195,9 +202,14 @@ struct Args {
         help_heading = "Faults"
     )]
     silence_rate: f64,
-    /// How long a silent monitor sends nothing.
-    #[arg(long, default_value = "3m", value_parser = parse_duration_ms, help_heading = "Faults")]
-    silence_duration: i64,
+    /// How long a silent monitor sends nothing: a duration, or MIN..MAX (e.g. 40s..5m) for
+    /// lengths drawn uniformly in between.
+    #[arg(long, default_value = "3m", value_name = "DUR|MIN..MAX", value_parser = parse_duration_range, help_heading = "Faults")]
+    silence_duration: (i64, Option<i64>),
+    /// A monitor unplugged at a fixed time: PATIENT@AT+DURATION, e.g. p003@40s+60s (AT after
+    /// the start; repeatable).
+    #[arg(long, value_name = "PATIENT@AT+DUR", help_heading = "Faults")]
+    unplug: Vec<PlannedSilence>,
     /// A device clock that is off: PATIENT=DURATION, e.g. p003=-90s (repeatable).
     #[arg(long, value_name = "PATIENT=DUR", value_parser = parse_skew, help_heading = "Faults")]
     clock_skew: Vec<(String, i64)>,
@@ -223,6 +235,22 @@ fn parse_start(s: &str) -> Result<i64, String> {
 /// binary reads them.
 fn parse_duration_ms(s: &str) -> Result<i64, String> {
     hr_model::parse_duration_ms(s).map_err(|e| e.to_string())
+}
+
+/// `3m`, or `40s..5m`: a length, or the shortest and the longest.
+fn parse_duration_range(s: &str) -> Result<(i64, Option<i64>), String> {
+    match s.split_once("..") {
+        None => Ok((parse_duration_ms(s)?, None)),
+        Some((min, max)) => {
+            let (min, max) = (parse_duration_ms(min)?, parse_duration_ms(max)?);
+            if max < min {
+                return Err(format!(
+                    "the range `{s}` is empty: its maximum is below its minimum"
+                ));
+            }
+            Ok((min, Some(max)))
+        }
+    }
 }
 
 fn parse_skew(s: &str) -> Result<(String, i64), String> {
@@ -261,7 +289,9 @@ impl Args {
                 },
                 duplicate: self.duplicates,
                 silence_rate_per_hour: self.silence_rate,
-                silence_ms: self.silence_duration,
+                silence_ms: self.silence_duration.0,
+                silence_max_ms: self.silence_duration.1,
+                planned_silences: self.unplug.clone(),
                 clock_skew: self.clock_skew.clone(),
             },
         }
@@ -516,6 +546,42 @@ mod tests {
         );
         assert_eq!(config.faults.late, 0.1);
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn silence_lengths_and_unplugged_monitors() {
+        assert_eq!(parse_duration_range("3m"), Ok((180_000, None)));
+        assert_eq!(parse_duration_range("40s..5m"), Ok((40_000, Some(300_000))));
+        assert!(
+            parse_duration_range("5m..40s")
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(parse_duration_range("40s..").is_err());
+        let args = Args::parse_from([
+            "hr-sim",
+            "--silence-duration",
+            "1m..2m",
+            "--unplug",
+            "p002@60s+45s",
+            "--unplug",
+            "p001@0s+1m",
+        ]);
+        let config = args.sim_config(0);
+        assert_eq!(
+            (config.faults.silence_ms, config.faults.silence_max_ms),
+            (60_000, Some(120_000))
+        );
+        assert_eq!(
+            config.faults.planned_silences[0],
+            PlannedSilence {
+                patient_id: "p002".into(),
+                after_ms: 60_000,
+                duration_ms: 45_000
+            }
+        );
+        assert!(Args::try_parse_from(["hr-sim", "--unplug", "p002+45s"]).is_err());
+        assert!(Args::try_parse_from(["hr-sim", "--unplug", "@1s+45s"]).is_err());
     }
 
     #[test]

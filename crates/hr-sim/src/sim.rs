@@ -8,7 +8,7 @@
 //! output order is the order a consumer would see them arrive in.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use hr_model::Event;
 use rand::RngExt;
@@ -113,9 +113,30 @@ pub enum ConfigError {
     /// Malformed records are asked for but no kind is allowed.
     #[error("malformed records are enabled but no malformed kind is selected")]
     NoMalformedKinds,
-    /// A clock skew names a patient that is not in the run.
-    #[error("clock skew for unknown patient `{0}` (patients are p001..)")]
+    /// A clock skew or a planned silence names a patient that is not in the run.
+    #[error("clock skew or planned silence for unknown patient `{0}` (patients are p001..)")]
     UnknownPatient(String),
+    /// The longest silence is shorter than the shortest.
+    #[error("the silence range {min_ms}..{max_ms} ms is empty (the maximum is below the minimum)")]
+    SilenceRange {
+        /// The shortest silence.
+        min_ms: i64,
+        /// The longest silence.
+        max_ms: i64,
+    },
+    /// A planned silence starts before the run or lasts no time.
+    #[error(
+        "the planned silence of `{patient_id}` must start at or after the run's start and last \
+         a positive time (got {after_ms} ms after the start for {duration_ms} ms)"
+    )]
+    BadPlannedSilence {
+        /// Whose.
+        patient_id: String,
+        /// Its start, after the run's start.
+        after_ms: i64,
+        /// Its length.
+        duration_ms: i64,
+    },
     /// The run would write timestamps RFC 3339 cannot express.
     #[error("start time {0} ms is outside the years 0000 to 9999")]
     StartOutOfRange(i64),
@@ -186,9 +207,31 @@ impl SimConfig {
         if f.malformed > 0.0 && f.malformed_kinds.is_empty() {
             return Err(ConfigError::NoMalformedKinds);
         }
-        for (id, _) in &f.clock_skew {
+        if let Some(max_ms) = f.silence_max_ms
+            && max_ms < f.silence_ms
+        {
+            return Err(ConfigError::SilenceRange {
+                min_ms: f.silence_ms,
+                max_ms,
+            });
+        }
+        let ids = f
+            .clock_skew
+            .iter()
+            .map(|(id, _)| id)
+            .chain(f.planned_silences.iter().map(|p| &p.patient_id));
+        for id in ids {
             if patient_index(id).is_none_or(|i| i >= self.patients) {
                 return Err(ConfigError::UnknownPatient(id.clone()));
+            }
+        }
+        for p in &f.planned_silences {
+            if p.after_ms < 0 || p.duration_ms <= 0 {
+                return Err(ConfigError::BadPlannedSilence {
+                    patient_id: p.patient_id.clone(),
+                    after_ms: p.after_ms,
+                    duration_ms: p.duration_ms,
+                });
             }
         }
         // A year of margin either side leaves room for skew, delays and long runs.
@@ -324,10 +367,44 @@ struct Monitor {
     fault_rng: Pcg64Mcg,
     next_silence_ms: i64,
     silent_until_ms: i64,
+    /// Planned silences not begun yet, `(from, until)` on the simulation clock, by start.
+    planned: VecDeque<(i64, i64)>,
     silences: Vec<Silence>,
     counts: FaultCounts,
     /// Reading time of the newest valid record sent (malformed ones move no watermark).
     newest_sent_ms: i64,
+}
+
+impl Monitor {
+    /// Starts (or extends the current silence with) every planned silence due at `t`.
+    fn start_planned_silences(&mut self, t: i64) {
+        while let Some(&(from, until)) = self.planned.front() {
+            if t < from {
+                break;
+            }
+            self.planned.pop_front();
+            if until <= t {
+                // It lay wholly between two readings: no reading was lost to it.
+                continue;
+            }
+            if t < self.silent_until_ms {
+                // Already silent: one longer gap, not two back to back.
+                if until > self.silent_until_ms {
+                    self.silent_until_ms = until;
+                    if let Some(last) = self.silences.last_mut() {
+                        last.end_ms = until + self.skew_ms;
+                    }
+                }
+            } else {
+                self.silent_until_ms = until;
+                self.silences.push(Silence {
+                    start_ms: t + self.skew_ms,
+                    end_ms: until + self.skew_ms,
+                });
+                self.counts.silences += 1;
+            }
+        }
+    }
 }
 
 /// A running simulation: call [`next_record`](Self::next_record) for borrowed records without
@@ -394,6 +471,17 @@ impl Simulation {
                     .find(|(p, _)| *p == id)
                     .map_or(0, |&(_, s)| s);
                 let mut fault_rng = stream(config.seed, i, 3);
+                let mut planned: Vec<(i64, i64)> = config
+                    .faults
+                    .planned_silences
+                    .iter()
+                    .filter(|p| p.patient_id == id)
+                    .map(|p| {
+                        let from = config.start_ms.saturating_add(p.after_ms);
+                        (from, from.saturating_add(p.duration_ms))
+                    })
+                    .collect();
+                planned.sort_unstable();
                 let next_silence_ms = match &silence_gap {
                     Some(d) => config.start_ms + d.sample(&mut fault_rng) as i64,
                     None => i64::MAX,
@@ -415,6 +503,7 @@ impl Simulation {
                     fault_rng,
                     next_silence_ms,
                     silent_until_ms: i64::MIN,
+                    planned: planned.into(),
                     newest_sent_ms: i64::MIN,
                     silences: Vec::new(),
                     counts: FaultCounts::default(),
@@ -567,8 +656,16 @@ impl Simulation {
         let m = &mut self.monitors[p];
         // The heart keeps beating while the monitor is silent, so the model advances either way.
         let bpm = m.patient.reading(t);
+        m.start_planned_silences(t);
         if t >= m.next_silence_ms && t >= m.silent_until_ms {
-            let until = t + faults.silence_ms;
+            // A fixed length spends no draw, so runs without a range keep their bytes.
+            let length = match faults.silence_max_ms {
+                Some(max) if max > faults.silence_ms => {
+                    m.fault_rng.random_range(faults.silence_ms..=max)
+                }
+                _ => faults.silence_ms,
+            };
+            let until = t + length;
             m.silent_until_ms = until;
             m.silences.push(Silence {
                 start_ms: t + m.skew_ms,

@@ -213,6 +213,145 @@ fn silent_monitors_send_nothing_for_their_silences() {
     );
 }
 
+/// Per patient, the gaps between consecutive records' timestamps longer than the reading
+/// interval (1 s here): `(last record before, first record after)`.
+fn gaps(records: &[Record], patient_id: &str) -> Vec<(i64, i64)> {
+    let times: Vec<i64> = records
+        .iter()
+        .filter(|r| r.patient_id == patient_id)
+        .map(|r| r.event_time_ms)
+        .collect();
+    times
+        .windows(2)
+        .filter(|w| w[1] - w[0] > 1_000)
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
+#[test]
+fn silence_lengths_are_drawn_from_their_range() {
+    let faults = FaultConfig {
+        silence_rate_per_hour: 3.0,
+        silence_ms: 40_000,
+        silence_max_ms: Some(300_000),
+        ..FaultConfig::default()
+    };
+    let (records, truth) = run_with(faults.clone());
+    let lengths: Vec<i64> = truth
+        .patients
+        .iter()
+        .flat_map(|p| p.silences.iter().map(|s| s.end_ms - s.start_ms))
+        .collect();
+    assert!(lengths.len() >= 20, "{} silences", lengths.len());
+    assert!(
+        lengths.iter().all(|l| (40_000..=300_000).contains(l)),
+        "{lengths:?}"
+    );
+    // Spread over the range, not one length: both halves are used.
+    assert!(lengths.iter().any(|&l| l < 170_000) && lengths.iter().any(|&l| l > 170_000));
+    // Each silence is a gap in its monitor's records, and each gap a silence (or two back to
+    // back, when the next one began at the first reading after the last).
+    for p in &truth.patients {
+        let last = truth.last_reading_ms.unwrap();
+        for s in p.silences.iter().filter(|s| s.end_ms <= last) {
+            assert!(
+                gaps(&records, &p.patient_id)
+                    .iter()
+                    .any(|&(before, after)| before < s.start_ms && after >= s.end_ms),
+                "{} {s:?}",
+                p.patient_id
+            );
+        }
+    }
+    // Same seed, same silences.
+    assert_eq!(run_with(faults).1, truth);
+}
+
+#[test]
+fn a_fixed_length_range_is_the_fixed_length() {
+    let fixed = FaultConfig {
+        silence_rate_per_hour: 2.0,
+        silence_ms: 90_000,
+        ..FaultConfig::default()
+    };
+    let range = FaultConfig {
+        silence_max_ms: Some(90_000),
+        ..fixed.clone()
+    };
+    assert_eq!(run_with(fixed), run_with(range));
+}
+
+#[test]
+fn an_unplugged_monitor_is_silent_for_exactly_its_planned_time() {
+    let start = SimConfig::default().start_ms;
+    let (records, truth) = run_with(FaultConfig {
+        planned_silences: vec![
+            "p004@10m+45s".parse().unwrap(),
+            // Overlapping plans make one longer gap.
+            "p006@20m+2m".parse().unwrap(),
+            "p006@21m+3m".parse().unwrap(),
+        ],
+        clock_skew: vec![("p006".into(), 30_000)],
+        ..FaultConfig::default()
+    });
+    assert_eq!(truth.faults.silences, 2);
+    let p4 = &truth.patients[3];
+    assert_eq!(p4.silences.len(), 1);
+    let s = p4.silences[0];
+    // p004 reads at 0.3 s past each second: the silence starts with the first reading missed.
+    assert_eq!((s.start_ms, s.end_ms), (start + 600_300, start + 645_000));
+    assert_eq!(gaps(&records, "p004"), [(start + 599_300, start + 645_300)]);
+    assert_eq!(p4.faults.silenced_readings, 45);
+    let p6 = &truth.patients[5];
+    let skew = 30_000;
+    assert_eq!(p6.silences.len(), 1);
+    assert_eq!(
+        (p6.silences[0].start_ms, p6.silences[0].end_ms),
+        (start + 1_200_500 + skew, start + 1_440_000 + skew)
+    );
+    assert_eq!(gaps(&records, "p006").len(), 1);
+    // Everyone else sends throughout.
+    for p in ["p001", "p002", "p003", "p005", "p007"] {
+        assert!(gaps(&records, p).is_empty(), "{p}");
+    }
+}
+
+#[test]
+fn planned_silences_are_validated() {
+    let config = |plan: &str| SimConfig {
+        faults: FaultConfig {
+            planned_silences: vec![plan.parse().unwrap()],
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    };
+    assert!(config("p010@1m+1m").validate().is_ok());
+    assert_eq!(
+        config("p011@1m+1m").validate(),
+        Err(hr_sim::ConfigError::UnknownPatient("p011".into()))
+    );
+    assert!(matches!(
+        config("p001@1m+0s").validate(),
+        Err(hr_sim::ConfigError::BadPlannedSilence { .. })
+    ));
+    assert!(matches!(
+        config("p001@-1m+10s").validate(),
+        Err(hr_sim::ConfigError::BadPlannedSilence { .. })
+    ));
+    let range = SimConfig {
+        faults: FaultConfig {
+            silence_ms: 60_000,
+            silence_max_ms: Some(59_999),
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    };
+    assert!(matches!(
+        range.validate(),
+        Err(hr_sim::ConfigError::SilenceRange { .. })
+    ));
+}
+
 #[test]
 fn skewed_clocks_shift_only_their_own_timestamps() {
     let skews = vec![("p002".to_owned(), -90_000), ("p005".to_owned(), 30_000)];
