@@ -151,7 +151,8 @@ if ((status != 0)); then
   say "The streaming job exited with status $status; its log is $dir/pipeline.log."
   exit 1
 fi
-counters=$(grep ' exit ' "$dir/pipeline.log" | tail -n 1 | sed 's/^.* exit //' || true)
+# The job's last log line: `Exit. read=...` (formerly `exit read=...`).
+counters=$(grep -E ' [Ee]xit\.? read=' "$dir/pipeline.log" | tail -n 1 | sed -E 's/^.* [Ee]xit\.? //' || true)
 say "The job's counters: ${counters:-none logged (see $dir/pipeline.log)}."
 
 say "Alert report (hr-batch, the seed's Spark step):"
