@@ -19,6 +19,33 @@ pub enum RecordError {
     /// A field the dashboard needs is absent or of the wrong type.
     #[error("field `{0}` is missing or not {1}")]
     Field(&'static str, &'static str),
+    /// A text field is longer than the view keeps (see [`MAX_ID_BYTES`], [`MAX_WORD_BYTES`]).
+    #[error("field `{field}` is {len} bytes long, more than {max}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The longest patient or episode id kept: the view is bounded in patients, and so in bytes
+/// only if each id is.
+pub const MAX_ID_BYTES: usize = 256;
+/// The longest alert type or episode kind kept.
+pub const MAX_WORD_BYTES: usize = 64;
+
+fn within(field: &'static str, value: &str, max: usize) -> Result<(), RecordError> {
+    if value.len() > max {
+        return Err(RecordError::TooLong {
+            field,
+            len: value.len(),
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// The classification thresholds an alert says it used.
@@ -79,8 +106,8 @@ pub struct EpisodeRecord {
 /// `patient_id`.
 ///
 /// # Errors
-/// [`RecordError`] when the value is not a JSON object or lacks the patient, `window_start` or
-/// `avg_hr`.
+/// [`RecordError`] when the value is not a JSON object, lacks the patient, `window_start` or
+/// `avg_hr`, or has a patient id or alert type longer than the view keeps.
 ///
 /// # Example
 /// ```
@@ -92,6 +119,13 @@ pub struct EpisodeRecord {
 /// assert_eq!(a.thresholds.unwrap().tachycardia_above, Some(90.0));
 /// ```
 pub fn parse_alert(key: Option<&[u8]>, payload: &[u8]) -> Result<AlertRecord, RecordError> {
+    let a = read_alert(key, payload)?;
+    within("patient_id", &a.patient_id, MAX_ID_BYTES)?;
+    within("alert_type", &a.alert_type, MAX_WORD_BYTES)?;
+    Ok(a)
+}
+
+fn read_alert(key: Option<&[u8]>, payload: &[u8]) -> Result<AlertRecord, RecordError> {
     if let Ok(a) = serde_json::from_slice::<hr_model::Alert>(payload) {
         let thresholds = a.thresholds.map(|t| ThresholdsSeen {
             tachycardia_above: Some(t.tachycardia_above),
@@ -154,9 +188,17 @@ pub fn parse_alert(key: Option<&[u8]>, payload: &[u8]) -> Result<AlertRecord, Re
 /// `lowest_avg_hr`, `extreme_avg`, `avg_hr`.
 ///
 /// # Errors
-/// [`RecordError`] when the value is not a JSON object, or lacks the patient, a `state` of
-/// `raised`/`cleared`, or a `kind`.
+/// [`RecordError`] when the value is not a JSON object, lacks the patient, a `state` of
+/// `raised`/`cleared` or a `kind`, or has an id or kind longer than the view keeps.
 pub fn parse_episode(key: Option<&[u8]>, payload: &[u8]) -> Result<EpisodeRecord, RecordError> {
+    let e = read_episode(key, payload)?;
+    within("patient_id", &e.patient_id, MAX_ID_BYTES)?;
+    within("episode_id", &e.episode_id, MAX_ID_BYTES)?;
+    within("kind", &e.kind, MAX_WORD_BYTES)?;
+    Ok(e)
+}
+
+fn read_episode(key: Option<&[u8]>, payload: &[u8]) -> Result<EpisodeRecord, RecordError> {
     if let Ok(e) = serde_json::from_slice::<hr_model::Episode>(payload) {
         return Ok(EpisodeRecord {
             patient_id: e.patient_id,
@@ -387,6 +429,31 @@ mod tests {
         assert_eq!(e.kind, "signal_loss");
         assert_eq!(e.episode_id, "p4:signal_loss:60000");
         assert_eq!((e.window_start, e.window_end), (Some(60_000), Some(90_000)));
+    }
+
+    #[test]
+    fn overlong_text_is_refused_so_the_view_stays_bounded() {
+        let id = "p".repeat(MAX_ID_BYTES + 1);
+        let v = format!(r#"{{"patient_id":"{id}","window_start":0,"avg_hr":80}}"#);
+        assert_eq!(
+            parse_alert(None, v.as_bytes()),
+            Err(RecordError::TooLong {
+                field: "patient_id",
+                len: MAX_ID_BYTES + 1,
+                max: MAX_ID_BYTES
+            })
+        );
+        let ok = format!(
+            r#"{{"patient_id":"{}","window_start":0,"avg_hr":80}}"#,
+            &id[1..]
+        );
+        assert!(parse_alert(None, ok.as_bytes()).is_ok());
+        let kind = "k".repeat(MAX_WORD_BYTES + 1);
+        let v = format!(r#"{{"patient_id":"p","state":"raised","kind":"{kind}"}}"#);
+        assert!(matches!(
+            parse_episode(None, v.as_bytes()),
+            Err(RecordError::TooLong { field: "kind", .. })
+        ));
     }
 
     #[test]

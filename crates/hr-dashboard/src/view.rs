@@ -15,7 +15,8 @@
 //!   comes back with the history it sends from then on. A ward that really has more patients
 //!   than the cap keeps the most active ones.
 //! - At most [`ViewConfig::feed_len`] feed entries (abnormal alerts and every episode record).
-//! - At most [`MAX_EPISODE_KINDS`] open episode kinds per patient.
+//! - At most [`MAX_EPISODE_KINDS`] open episode kinds per patient; ids and words are bounded too
+//!   ([`crate::record::MAX_ID_BYTES`], [`crate::record::MAX_WORD_BYTES`]): longer ones are refused.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
