@@ -1,27 +1,12 @@
-//! The recomputation equals the streaming engine, byte for byte, on a seeded simulation
-//! without late readings: the readings go through hr-window exactly as hr-pipeline feeds it
-//! (key-scoped watermarks, HrStats panes, `Alert::from_stats`), and through `hr-batch
-//! recompute`'s path (JSONL file, validation, Polars windows).
+//! The recomputation equals the streaming job, byte for byte, on a seeded simulation without
+//! late readings: the readings go through hr-pipeline's own processor (key-scoped watermarks,
+//! HrStats panes, classification), and through `hr-batch recompute`'s path (JSONL file,
+//! validation, Polars windows).
 
 use hr_batch::{ReadOptions, RecomputeOptions};
-use hr_model::{Alert, Event, HrStats, Thresholds, Validation};
-use hr_window::{Aggregator, Emission, EngineConfig, WatermarkScope, WindowEngine};
-
-struct Stats;
-
-impl Aggregator for Stats {
-    type Input = u16;
-    type Acc = HrStats;
-    fn create(&self) -> HrStats {
-        HrStats::EMPTY
-    }
-    fn add(&self, acc: &mut HrStats, bpm: &u16) {
-        acc.add(*bpm);
-    }
-    fn merge(&self, acc: &mut HrStats, other: &HrStats) {
-        acc.merge(other);
-    }
-}
+use hr_model::{Alert, Event, Thresholds, Validation};
+use hr_pipeline::processor::{Emitted, InputRecord, Processor, ProcessorConfig, Verdict};
+use hr_window::{EngineConfig, WatermarkScope};
 
 /// SplitMix64, so the simulation is the same on every machine.
 struct Rng(u64);
@@ -70,41 +55,40 @@ fn simulate(seed: u64, patients: u32, disorder_ms: i64) -> Vec<Event> {
 }
 
 fn stream(events: &[Event], window: hr_window::WindowSpec) -> Vec<String> {
-    let config = EngineConfig {
-        window,
-        scope: WatermarkScope::Key,
-        ..EngineConfig::new()
-    };
-    let mut engine = WindowEngine::<String, _>::new(config, Stats).unwrap();
-    let mut out = Vec::new();
-    for e in events {
-        let outcome = engine.process(
-            0,
-            e.patient_id.as_str(),
-            e.event_time_ms,
-            &e.heart_rate_bpm,
+    // hr-pipeline's own processor, as the job runs it (signal loss off: the simulation has no
+    // silences, and the recomputation has no notion of them).
+    let mut processor = Processor::new(ProcessorConfig {
+        engine: EngineConfig {
+            window,
+            scope: WatermarkScope::Key,
+            ..EngineConfig::new()
+        },
+        silence_after_ms: None,
+        max_clock_skew_ms: None,
+        ..ProcessorConfig::default()
+    })
+    .unwrap();
+    processor.assign(0, None).unwrap();
+    let mut out = Emitted::default();
+    for (offset, e) in events.iter().enumerate() {
+        let parsed = Ok(e.clone());
+        let verdict = processor.process(
+            InputRecord {
+                partition: 0,
+                offset: offset as i64,
+                timestamp_ms: None,
+                parsed: &parsed,
+            },
             &mut out,
         );
-        assert!(
-            !matches!(outcome, hr_window::Outcome::Late { .. }),
+        assert_eq!(
+            verdict,
+            Verdict::Windowed,
             "the simulation must have no late readings"
         );
     }
-    engine.finish(&mut out);
-    let mut alerts: Vec<Alert> = out
-        .into_iter()
-        .filter_map(|e| match e {
-            Emission::Fired(w) => Some(Alert::from_stats(
-                w.key,
-                w.start,
-                w.end,
-                &w.acc,
-                w.revision,
-                &Thresholds::DEFAULT,
-            )),
-            Emission::KeyIdle { .. } | Emission::KeyResumed { .. } => None,
-        })
-        .collect();
+    processor.finish(&mut out);
+    let mut alerts: Vec<Alert> = out.alerts.into_iter().map(|a| a.alert).collect();
     alerts.sort_by(|a, b| {
         (a.window_end, &a.patient_id, a.window_start).cmp(&(
             b.window_end,
