@@ -386,6 +386,58 @@ impl Source {
         lock(&self.assigned).clone()
     }
 
+    /// Records behind the end of each owned partition: its high watermark as librdkafka last
+    /// saw it in a fetch response (no broker round trip, so cheap enough to call every second)
+    /// less `next[p]`, the offset of the next record the caller will process, or the
+    /// consumer's fetch position when `next` has none. Partitions whose end is not known yet
+    /// are left out. With a transactional input the transaction markers count as records, as
+    /// they do in Kafka's own consumer-lag figures.
+    pub fn lag(&self, next: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
+        let Ok(topic) = std::ffi::CString::new(self.topic.as_str()) else {
+            return BTreeMap::new();
+        };
+        let positions: BTreeMap<i32, i64> = self
+            .consumer
+            .position()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut lag = BTreeMap::new();
+        for p in self.assigned() {
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: the client pointer lives as long as `self.consumer`; `topic` is a valid
+            // NUL-terminated string for the call; `low` and `high` are valid for writes.
+            // rd_kafka_get_watermark_offsets only reads librdkafka's cached values.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    self.consumer.client().native_ptr(),
+                    topic.as_ptr(),
+                    p,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0
+            {
+                continue;
+            }
+            let from = next
+                .get(&p)
+                .or_else(|| positions.get(&p))
+                .copied()
+                .unwrap_or(low.max(0));
+            lag.insert(p, (high - from).max(0));
+        }
+        lag
+    }
+
     /// In bounded mode: true once partitions are assigned and every one reached its end offset.
     /// Always false when unbounded.
     pub fn is_done(&self) -> bool {

@@ -50,6 +50,8 @@ use hr_kafka::{
 use hr_model::{Event, ParseError, Validation};
 
 use crate::changelog;
+use crate::http::Health;
+use crate::metrics::{CommitResult, Metrics, Outcome};
 use crate::processor::{
     AlertOut, Emitted, EpisodeOut, InputRecord, Processor, ProcessorConfig, RunCounters, Verdict,
 };
@@ -105,6 +107,11 @@ pub struct RunConfig {
     pub log_every: Duration,
     /// librdkafka properties for every client.
     pub overrides: Vec<(String, String)>,
+    /// Where the job reports what it does (`/metrics`); `None` counts nothing.
+    pub metrics: Option<Metrics>,
+    /// Liveness and readiness (`/healthz`, `/readyz`): beaten each turn of the job loop,
+    /// ready once the assigned partitions are restored.
+    pub health: Option<Health>,
 }
 
 impl RunConfig {
@@ -131,6 +138,8 @@ impl RunConfig {
             bounded: false,
             log_every: Duration::from_secs(5),
             overrides: Vec::new(),
+            metrics: None,
+            health: None,
         }
     }
 
@@ -194,6 +203,9 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
         dirty: false,
         broker_down_since: None,
         last_ping: Instant::now(),
+        unacked: Vec::new(),
+        synced: Synced::default(),
+        lag: 0,
     };
     let result = job.run(stop, &barrier);
     // The rebalance callback must never wait for a job that has ended.
@@ -276,6 +288,20 @@ struct Job<'a> {
     dirty: bool,
     broker_down_since: Option<Instant>,
     last_ping: Instant,
+    /// When each alert sent since the last commit was fired: its latency ends at the commit.
+    unacked: Vec<Instant>,
+    /// Totals already added to the metrics' counters.
+    synced: Synced,
+    /// Records behind the ends of the owned partitions, as of the last gauge update.
+    lag: i64,
+}
+
+/// What [`Job::update_gauges`] last handed to the metrics.
+#[derive(Default)]
+struct Synced {
+    windows_fired: u64,
+    replaced: u64,
+    at: Option<Instant>,
 }
 
 impl Job<'_> {
@@ -284,6 +310,7 @@ impl Job<'_> {
         let mut last_commit = Instant::now();
         let mut last_log = Instant::now();
         let mut last_tick = Instant::now();
+        let mut logged_read = 0u64;
         let mut first_record: Option<Instant> = None;
         let source = self.source;
         let bounded = self.cfg.bounded;
@@ -316,6 +343,9 @@ impl Job<'_> {
                     }
                 })?;
             loop {
+                if let Some(h) = &self.cfg.health {
+                    h.beat();
+                }
                 if let Some(ps) = barrier.pending() {
                     self.on_revoke(&ps, seeks)?;
                     barrier.release();
@@ -341,18 +371,21 @@ impl Job<'_> {
                     self.send_outputs(None)?;
                     self.watch_partitions(now)?;
                     self.watch_broker(now)?;
+                    self.update_gauges(now);
                 }
                 if now.duration_since(last_commit) >= self.cfg.commit_interval && self.dirty {
                     last_commit = now;
                     self.commit(false, seeks)?;
                 }
                 if now.duration_since(last_log) >= self.cfg.log_every {
-                    last_log = now;
-                    log_counters(
-                        &self.processor.counters(),
-                        self.outputs.replaced,
-                        "Progress.",
+                    let c = self.processor.counters();
+                    let rate = per_second(
+                        c.read.saturating_sub(logged_read),
+                        now.duration_since(last_log),
                     );
+                    last_log = now;
+                    logged_read = c.read;
+                    log_counters(&c, self.outputs.replaced, rate, self.lag, "Progress.");
                 }
             }
             Ok(())
@@ -364,8 +397,11 @@ impl Job<'_> {
             self.send_outputs(None)?;
         }
         self.commit(finished, seeks)?;
+        self.synced.at = None;
+        self.update_gauges(Instant::now());
         let c = self.processor.counters();
-        log_counters(&c, self.outputs.replaced, "Exit.");
+        let rate = first_record.map_or(0, |first| per_second(c.read, first.elapsed()));
+        log_counters(&c, self.outputs.replaced, rate, self.lag, "Exit.");
         if let Some(first) = first_record {
             let seconds = first.elapsed().as_secs_f64();
             tracing::info!(
@@ -379,6 +415,8 @@ impl Job<'_> {
     }
 
     fn apply(&mut self, batch: &Batch, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        // Outcomes counted here and added to the metrics once per batch.
+        let mut tally = Tally::default();
         for item in &batch.items {
             match item {
                 Item::Rebalance(RebalanceEvent::Assigned(ps)) => self.on_assign(ps, seeks)?,
@@ -387,6 +425,9 @@ impl Job<'_> {
                         self.processor.revoke(*p);
                         self.awaiting_seek.remove(p);
                         self.last_heard.remove(p);
+                        if let Some(m) = &self.cfg.metrics {
+                            m.remove_partition(*p);
+                        }
                     }
                     tracing::info!(partitions = ?ps, "Revoked.");
                 }
@@ -395,6 +436,7 @@ impl Job<'_> {
                 }
                 Item::Record(rec) => {
                     if self.awaiting_seek.contains(&rec.partition) {
+                        tally.skipped += 1;
                         continue;
                     }
                     if let Some(heard) = self.last_heard.get_mut(&rec.partition) {
@@ -413,10 +455,14 @@ impl Job<'_> {
                     if verdict != Verdict::Skipped {
                         self.dirty = true;
                     }
+                    tally.count(&verdict, self.cfg.metrics.as_ref());
                     self.divert(batch, rec, parsed, verdict)?;
                     self.send_outputs(Some((rec.partition, rec.offset)))?;
                 }
             }
+        }
+        if let Some(m) = &self.cfg.metrics {
+            tally.add_to(m);
         }
         Ok(())
     }
@@ -468,6 +514,17 @@ impl Job<'_> {
         }
         for e in &emitted.episodes {
             self.outputs.episode(e, origin, self.cfg)?;
+        }
+        if let Some(m) = &self.cfg.metrics {
+            // The windows fired just now: the watermark passed their ends in this call.
+            let fired = Instant::now();
+            for a in &emitted.alerts {
+                m.alert(a.alert.alert_type);
+                self.unacked.push(fired);
+            }
+            for e in &emitted.episodes {
+                m.episode(e.episode.state, e.episode.kind);
+            }
         }
         self.emitted = emitted;
         self.emitted.clear();
@@ -521,12 +578,18 @@ impl Job<'_> {
         }
         for p in owned {
             self.processor.revoke(p);
+            if let Some(m) = &self.cfg.metrics {
+                m.remove_partition(p);
+            }
         }
         Ok(())
     }
 
     fn on_assign(&mut self, ps: &[i32], seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
         let started = Instant::now();
+        if let Some(h) = &self.cfg.health {
+            h.set_ready(false);
+        }
         // Committed offsets first: with read_committed the answer waits for any transaction
         // still holding offsets for these partitions, so the changelog read next is as
         // committed as the offsets are.
@@ -542,6 +605,12 @@ impl Job<'_> {
             restore_ms = started.elapsed().as_millis() as u64,
             "Assigned."
         );
+        if let Some(m) = &self.cfg.metrics {
+            m.observe_restore(started.elapsed());
+        }
+        if let Some(h) = &self.cfg.health {
+            h.set_ready(true);
+        }
         Ok(())
     }
 
@@ -595,6 +664,16 @@ impl Job<'_> {
                 self.outputs.committed()?;
                 self.broker_up();
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "Committed.");
+                if let Some(m) = &self.cfg.metrics {
+                    let now = Instant::now();
+                    m.observe_commit(CommitResult::Ok, now.duration_since(started));
+                    for fired in self.unacked.drain(..) {
+                        m.observe_alert_latency(now.duration_since(fired));
+                    }
+                    for (p, offset) in self.processor.offsets() {
+                        m.set_committed_offset(p, offset);
+                    }
+                }
                 Ok(())
             }
             Err(e) if e.is_fatal() => {
@@ -602,6 +681,11 @@ impl Job<'_> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Commit failed; aborting and going back to the last commit.");
+                if let Some(m) = &self.cfg.metrics {
+                    m.observe_commit(CommitResult::Aborted, started.elapsed());
+                }
+                // Those alerts are redone, and timed again when they fire again.
+                self.unacked.clear();
                 self.recover(seeks)
             }
         }
@@ -611,8 +695,10 @@ impl Job<'_> {
         self.outputs.flush_outputs(self.cfg.broker_timeout)?;
         let topic = self.cfg.changelog_topic();
         let partitions: Vec<i32> = self.processor.partitions().collect();
+        let mut bytes = 0usize;
         for p in partitions {
             for rec in self.processor.take_changelog(p, finished) {
+                bytes += rec.key.len() + rec.value.as_ref().map_or(0, Vec::len);
                 self.outputs.txn.send_record(
                     &topic,
                     Some(p),
@@ -621,6 +707,9 @@ impl Job<'_> {
                     None,
                 )?;
             }
+        }
+        if let Some(m) = &self.cfg.metrics {
+            m.add_changelog_bytes(bytes as u64);
         }
         self.outputs.prepare_file().map_err(io_to_kafka)?;
         let offsets = self.processor.offsets();
@@ -698,11 +787,43 @@ impl Job<'_> {
 
     fn broker_up(&mut self) {
         if let Some(since) = self.broker_down_since.take() {
+            if let Some(m) = &self.cfg.metrics {
+                m.set_broker_up(true);
+            }
             tracing::info!(
                 down_s = since.elapsed().as_secs(),
                 "Kafka is reachable again; carrying on."
             );
         }
+    }
+
+    /// At most once a second: consumer lag (for the progress line too) and, with metrics,
+    /// the per-partition gauges, state sizes and the counters kept by the processor.
+    fn update_gauges(&mut self, now: Instant) {
+        if self
+            .synced
+            .at
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.synced.at = Some(now);
+        let lag = self.source.lag(&self.processor.offsets());
+        self.lag = lag.values().sum();
+        let Some(m) = &self.cfg.metrics else {
+            return;
+        };
+        for (&p, &records) in &lag {
+            m.set_consumer_lag(p, records);
+        }
+        let c = self.processor.counters();
+        m.windows_fired(c.windows_fired - self.synced.windows_fired);
+        self.synced.windows_fired = c.windows_fired;
+        m.records_replaced(self.outputs.replaced - self.synced.replaced);
+        self.synced.replaced = self.outputs.replaced;
+        let engine = self.processor.engine_counters();
+        m.set_open_windows((engine.pending_windows + engine.retained_windows) as u64);
+        m.set_keys(engine.keys as u64);
     }
 
     /// Notices an outage from librdkafka's client errors, pings while it lasts, and gives up
@@ -720,6 +841,9 @@ impl Job<'_> {
             );
             self.broker_down_since = Some(now);
             self.last_ping = now;
+            if let Some(m) = &self.cfg.metrics {
+                m.set_broker_up(false);
+            }
         }
         let Some(since) = self.broker_down_since else {
             return Ok(());
@@ -1239,7 +1363,43 @@ impl Batch {
     }
 }
 
-fn log_counters(c: &RunCounters, replaced: u64, what: &str) {
+/// One batch's record outcomes, added to the metrics at once: a batch costs a few atomic
+/// adds, not one per record. Dead letters, which are rare and carry a code, are counted as
+/// they come.
+#[derive(Default)]
+struct Tally {
+    parsed: u64,
+    late: u64,
+    skipped: u64,
+}
+
+impl Tally {
+    fn count(&mut self, verdict: &Verdict, metrics: Option<&Metrics>) {
+        match verdict {
+            Verdict::Windowed => self.parsed += 1,
+            Verdict::Late { .. } => self.late += 1,
+            Verdict::Skipped => self.skipped += 1,
+            Verdict::DeadLetter { code, .. } => {
+                if let Some(m) = metrics {
+                    m.record(Outcome::Invalid { code });
+                }
+            }
+        }
+    }
+
+    fn add_to(&self, m: &Metrics) {
+        m.add_records(Outcome::Parsed, self.parsed);
+        m.add_records(Outcome::Late, self.late);
+        m.add_records(Outcome::Skipped, self.skipped);
+    }
+}
+
+fn per_second(n: u64, over: Duration) -> u64 {
+    let s = over.as_secs_f64();
+    if s > 0.0 { (n as f64 / s) as u64 } else { 0 }
+}
+
+fn log_counters(c: &RunCounters, replaced: u64, events_per_s: u64, lag: i64, what: &str) {
     tracing::info!(
         read = c.read,
         parsed = c.parsed,
@@ -1250,6 +1410,8 @@ fn log_counters(c: &RunCounters, replaced: u64, what: &str) {
         windows_fired = c.windows_fired,
         alerts = c.alerts,
         replaced_too_large = replaced,
+        events_per_s,
+        lag,
         "{what}"
     );
 }

@@ -1,5 +1,6 @@
 //! `hr-pipeline`: the hr-stream service. It only wires: flags -> config -> components -> run.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use hr_kafka::cli::KafkaArgs;
 use hr_kafka::{ConnectErrorKind, Sink, TopicOutcome, TopicSpec, ensure_topics};
 use hr_model::{EpisodePolicy, PatientProfile, Thresholds, parse_profile};
 use hr_pipeline::driver::{Guarantee, RunConfig, run};
+use hr_pipeline::http::{Health, parse_http_addr, serve};
+use hr_pipeline::metrics::Metrics;
 use hr_pipeline::parse_duration;
 use hr_pipeline::processor::{Emit, ProcessorConfig, RunCounters};
 use hr_window::{EngineConfig, WatermarkScope, WindowSpec};
@@ -49,6 +52,9 @@ Examples:
 
   # A pager reads heart_rate_episodes: raise after 2 abnormal windows, clear after 3 normal ones
   hr-pipeline run --raise-after 2 --clear-after 3
+
+  # Prometheus metrics, liveness and readiness on another port (default 127.0.0.1:9464; `off` for none)
+  hr-pipeline run --http 127.0.0.1:9465
 
   # Outputs visible at once instead of at each commit (a failure may repeat some)
   hr-pipeline run --guarantee at-least-once
@@ -290,6 +296,9 @@ struct RunArgs {
     /// Stop at the end offsets seen at start, fire every window, and exit.
     #[arg(long, env = "HR_BOUNDED")]
     bounded: bool,
+    /// Address of the HTTP endpoints /metrics (Prometheus), /healthz and /readyz, or `off`.
+    #[arg(long, env = "HR_HTTP", value_parser = parse_http, default_value = hr_pipeline::http::DEFAULT_ADDR)]
+    http: HttpAddr,
     /// Delivery guarantee.
     #[arg(long, env = "HR_GUARANTEE", value_enum, default_value = "exactly-once")]
     guarantee: GuaranteeArg,
@@ -303,6 +312,14 @@ struct RunArgs {
     /// dead-letter topic (code clock_skew); `0s` disables the check.
     #[arg(long, env = "HR_MAX_CLOCK_SKEW", value_parser = parse_duration, default_value = "1h")]
     max_clock_skew: Duration,
+}
+
+/// An address for the HTTP endpoints, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct HttpAddr(Option<SocketAddr>);
+
+fn parse_http(s: &str) -> Result<HttpAddr, String> {
+    parse_http_addr(s).map(HttpAddr)
 }
 
 /// A duration, or `off`.
@@ -439,7 +456,19 @@ fn probe_until(kafka: &KafkaArgs, timeout: Duration, stop: &AtomicBool) -> anyho
 
 /// Runs the job on its own thread; the async runtime only waits for SIGINT/SIGTERM.
 async fn run_job(args: RunArgs) -> anyhow::Result<()> {
-    let cfg = args.config()?;
+    let mut cfg = args.config()?;
+    // Bound before anything is read: a port in use stops the job here, naming the port.
+    let _http = match args.http.0 {
+        Some(addr) => {
+            let metrics = Metrics::new();
+            let health = Health::new();
+            let server = serve(addr, metrics.clone(), health.clone())?;
+            cfg.metrics = Some(metrics);
+            cfg.health = Some(health);
+            Some(server)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let job_stop = Arc::clone(&stop);
     let timeout = cfg.broker_timeout;

@@ -363,9 +363,9 @@ impl Metrics {
         self.inner.episodes[s][k].inc();
     }
 
-    /// Counts one output record replaced by a stand-in because it was too large.
-    pub fn record_replaced(&self) {
-        self.inner.replaced.inc();
+    /// Counts `n` output records replaced by a stand-in because they were too large.
+    pub fn records_replaced(&self, n: u64) {
+        self.inner.replaced.inc_by(n);
     }
 
     /// Sets `partition`'s consumer lag in records.
@@ -685,7 +685,7 @@ mod tests {
         m.alert(AlertType::InsufficientData);
         m.episode(EpisodeState::Raised, EpisodeKind::SignalLoss);
         m.episode(EpisodeState::Cleared, EpisodeKind::Bradycardia);
-        m.record_replaced();
+        m.records_replaced(1);
         assert_samples(
             &m.render(),
             &[

@@ -1,5 +1,7 @@
-//! A real Prometheus (Debian's `prometheus`, which `.ci/run` installs) scrapes hr-pipeline's
-//! `/metrics`; its HTTP API must then say the target is up and the records counter is above 0.
+//! The `hr-pipeline` binary's HTTP endpoints against a real broker, scraped by a real
+//! Prometheus (Debian's `prometheus`, which `.ci/run` installs): its HTTP API must say the
+//! target is up and count every record the job read. Also: a port in use stops the binary
+//! before it touches Kafka.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -7,8 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hr_pipeline::http::{Health, serve};
-use hr_pipeline::metrics::{Metrics, Outcome};
+use hr_kafka::Sink;
+use hr_kafka::testkit::{bootstrap, create_topic, unique_topic};
 
 /// Kills Prometheus when the test ends, also when it panics.
 struct Prometheus {
@@ -152,54 +154,234 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_owned()))
 }
 
-#[test]
-fn prometheus_scrapes_the_metrics_endpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = Metrics::new();
-    metrics.add_records(Outcome::Parsed, 1234);
-    metrics.record(Outcome::Invalid { code: "bad_json" });
-    metrics.set_consumer_lag(0, 7);
-    let health = Health::new();
-    health.set_ready(true);
-    let server = serve("127.0.0.1:0".parse().unwrap(), metrics.clone(), health).unwrap();
+/// The pipeline binary, sent SIGTERM (then killed) when the test ends, also when it panics.
+struct Pipeline {
+    child: Child,
+    log: std::path::PathBuf,
+}
 
-    let mut prom = Prometheus::start(dir.path(), server.local_addr());
+impl Pipeline {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `path` answers `code`.
+    fn wait_for(&mut self, addr: SocketAddr, path: &str, code: u16, within: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("hr-pipeline exited ({status}):\n{}", self.logs());
+            }
+            if let Some((got, body)) = http_get(addr, path)
+                && got == code
+            {
+                return body;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{path} did not answer {code} within {within:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no exit 30 s after SIGTERM:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// 2025-11-19T07:15:00Z in epoch ms: the start of a one-minute window.
+const W0: i64 = 1_763_536_500_000;
+
+#[test]
+fn prometheus_scrapes_the_running_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bootstrap();
+    let topic = |name: &str| unique_topic(&format!("prom-{name}"));
+    let (input, alerts, dlq, late, episodes) = (
+        topic("events"),
+        topic("alerts"),
+        topic("dlq"),
+        topic("late"),
+        topic("episodes"),
+    );
+    create_topic(&b, &input, 2);
+    for t in [&alerts, &dlq, &late, &episodes] {
+        create_topic(&b, t, 1);
+    }
+    // Three patients, one reading a second for 150 s (two windows fire per patient), and one
+    // record that is not JSON.
+    let mut sink = Sink::new(&b, &[]).unwrap();
+    let mut sent = 0u64;
+    for s in 0..150 {
+        for (i, patient) in ["p1", "p2", "p3"].iter().enumerate() {
+            let ts = hr_model::format_timestamp(W0 + s * 1000);
+            let bpm = if *patient == "p2" { 130 } else { 70 };
+            let value = format!(
+                r#"{{"patient_id":"{patient}","timestamp":"{ts}","heart_rate_bpm":{bpm}}}"#
+            );
+            let partition = (i % 2) as i32;
+            sink.send_record(
+                &input,
+                Some(partition),
+                patient.as_bytes(),
+                Some(value.as_bytes()),
+                None,
+            )
+            .unwrap();
+            sent += 1;
+        }
+    }
+    sink.send_record(&input, Some(0), b"p1", Some(b"not json"), None)
+        .unwrap();
+    sent += 1;
+    sink.flush(Duration::from_secs(30)).unwrap();
+
+    let http = free_port();
+    let log = dir.path().join("pipeline.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_hr-pipeline"))
+        .arg("run")
+        .args(["--bootstrap", &b])
+        .args(["--group", &unique_topic("prom-group")])
+        .args(["--input-topic", &input, "--alerts-topic", &alerts])
+        .args(["--dlq-topic", &dlq, "--late-topic", &late])
+        .args(["--episodes-topic", &episodes, "--profiles-topic", "none"])
+        .args(["--alerts-dir", "none", "--http", &http.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut pipeline = Pipeline { child, log };
+    pipeline.wait_for(http, "/readyz", 200, Duration::from_secs(90));
+    assert!(
+        pipeline
+            .wait_for(http, "/healthz", 200, Duration::from_secs(5))
+            .starts_with("ok")
+    );
+
+    let mut prom = Prometheus::start(dir.path(), http);
     prom.wait_ready(Duration::from_secs(30));
-    let within = Duration::from_secs(30);
+    let within = Duration::from_secs(60);
     prom.wait_for(r#"up{job="hr-pipeline"}"#, |v| v == 1.0, within);
-    let parsed = prom.wait_for(
+    prom.wait_for(
         r#"hr_records_total{job="hr-pipeline",outcome="parsed"}"#,
         |v| v > 0.0,
         within,
     );
-    assert_eq!(parsed, 1234.0);
-    assert_eq!(
-        prom.query(r#"sum(hr_records_total{job="hr-pipeline"})"#),
-        Some(1235.0)
+    // Every record is counted once, by where it went.
+    prom.wait_for(
+        r#"sum(hr_records_total{job="hr-pipeline"})"#,
+        |v| v == sent as f64,
+        within,
     );
     assert_eq!(
-        prom.query(r#"hr_invalid_records_total{job="hr-pipeline",code="bad_json"}"#),
+        prom.query(r#"hr_invalid_records_total{job="hr-pipeline",code="invalid_json"}"#),
         Some(1.0)
     );
+    // Windows 07:15 and 07:16 fired for each patient (07:17 is still open): 2 tachycardia
+    // alerts for p2, 4 normal ones.
+    prom.wait_for(
+        r#"sum(hr_alerts_total{job="hr-pipeline"})"#,
+        |v| v == 6.0,
+        within,
+    );
     assert_eq!(
-        prom.query(r#"hr_consumer_lag_records{job="hr-pipeline",partition="0"}"#),
-        Some(7.0)
+        prom.query(r#"hr_alerts_total{job="hr-pipeline",type="tachycardia"}"#),
+        Some(2.0)
+    );
+    prom.wait_for(
+        r#"hr_alert_latency_seconds_count{job="hr-pipeline"}"#,
+        |v| v == 6.0,
+        within,
+    );
+    // Caught up: the committed offsets are the ends of the partitions, no lag left.
+    prom.wait_for(
+        r#"sum(hr_committed_offset{job="hr-pipeline"})"#,
+        |v| v == sent as f64,
+        within,
+    );
+    prom.wait_for(
+        r#"sum(hr_consumer_lag_records{job="hr-pipeline"})"#,
+        |v| v == 0.0,
+        within,
     );
     assert!(
+        prom.query(r#"hr_commits_total{job="hr-pipeline",result="ok"}"#)
+            .is_some_and(|v| v >= 1.0)
+    );
+    assert_eq!(prom.query(r#"hr_keys{job="hr-pipeline"}"#), Some(3.0));
+    assert_eq!(prom.query(r#"hr_broker_up{job="hr-pipeline"}"#), Some(1.0));
+    assert!(
         prom.query(r#"process_resident_memory_bytes{job="hr-pipeline"}"#)
-            .is_some_and(|v| v > 0.0),
+            .is_some_and(|v| v > 1e6),
         "no process metrics"
     );
 
-    // A counter that moves shows in the next scrapes.
-    metrics.add_records(Outcome::Parsed, 1000);
-    prom.wait_for(
-        r#"hr_records_total{job="hr-pipeline",outcome="parsed"}"#,
-        |v| v == 2234.0,
-        within,
-    );
-
-    // The target going away is seen as down.
-    server.shutdown();
+    let status = pipeline.stop();
+    assert!(status.success(), "{status}:\n{}", pipeline.logs());
     prom.wait_for(r#"up{job="hr-pipeline"}"#, |v| v == 0.0, within);
+}
+
+#[test]
+fn a_port_in_use_stops_the_binary_before_it_touches_kafka() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let started = Instant::now();
+    // Nothing listens on port 1: had the job gone on to Kafka it would wait --broker-timeout.
+    let out = Command::new(env!("CARGO_BIN_EXE_hr-pipeline"))
+        .args([
+            "run",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--broker-timeout",
+            "1m",
+        ])
+        .args([
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--alerts-dir",
+            "none",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} is already in use")),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(taken);
 }
