@@ -33,7 +33,8 @@ use crate::timestamp::parse_timestamp;
 ///   is noise. Tachycardia (average above 100) stays well inside the range.
 /// - **0** is refused: it is what a monitor with a detached lead reports as readily as
 ///   asystole, and folding it into an average would raise a bradycardia alert for a sensor
-///   fault. A monitor that stops sending is caught by the window engine's idleness rule.
+///   fault. A monitor that stops sending is reported as signal loss instead (hr-pipeline's
+///   `--silence-after`, built on the window engine's key idleness).
 ///
 /// Refused readings are not dropped: the pipeline routes them to the dead-letter topic with
 /// the code `bpm_out_of_range`. Deployments with neonatal monitors or different devices set
