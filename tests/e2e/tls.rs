@@ -38,7 +38,12 @@ fn run(bin: &Path, args: &[String]) -> Output {
         }
     }
     let started = Instant::now();
-    let out = cmd.env("RUST_LOG", "warn").output().unwrap();
+    // A port the OS picks for hr-pipeline's endpoints: the demo test may hold the default.
+    let out = cmd
+        .env("RUST_LOG", "warn")
+        .env("HR_HTTP", "127.0.0.1:0")
+        .output()
+        .unwrap();
     eprintln!(
         "{} {} took {:?}",
         bin.file_name().unwrap().to_string_lossy(),

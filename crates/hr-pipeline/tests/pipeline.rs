@@ -339,6 +339,8 @@ fn binary(cfg: &RunConfig, extra: &[&str]) -> std::process::Command {
         ])
         .args(extra)
         .env("RUST_LOG", "warn")
+        // A port the OS picks: tests run instances side by side, each with its own endpoints.
+        .env("HR_HTTP", "127.0.0.1:0")
         .stdout(std::process::Stdio::null());
     cmd
 }
