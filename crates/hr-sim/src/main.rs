@@ -141,9 +141,10 @@ struct Args {
     /// Mean onset ramp.
     #[arg(long, default_value = "60s", value_parser = parse_duration_ms, help_heading = "Episodes")]
     onset: i64,
-    /// Mean plateau.
-    #[arg(long, default_value = "4m", value_parser = parse_duration_ms, help_heading = "Episodes")]
-    plateau: i64,
+    /// Mean plateau (each drawn from half to one and a half times it), or MIN..MAX for
+    /// plateaus drawn uniformly in between.
+    #[arg(long, default_value = "4m", value_name = "DUR|MIN..MAX", value_parser = parse_duration_range, help_heading = "Episodes")]
+    plateau: (i64, Option<i64>),
     /// Mean recovery ramp.
     #[arg(long, default_value = "90s", value_parser = parse_duration_ms, help_heading = "Episodes")]
     recovery: i64,
@@ -273,7 +274,8 @@ impl Args {
                 rate_per_hour: self.episode_rate,
                 bradycardia_share: self.brady_share,
                 onset_ms: self.onset,
-                plateau_ms: self.plateau,
+                plateau_ms: self.plateau.0,
+                plateau_max_ms: self.plateau.1,
                 recovery_ms: self.recovery,
             },
             faults: FaultConfig {

@@ -98,8 +98,13 @@ pub struct EpisodeConfig {
     pub bradycardia_share: f64,
     /// Mean onset ramp, milliseconds.
     pub onset_ms: i64,
-    /// Mean plateau, milliseconds.
+    /// Mean plateau, milliseconds; the shortest when
+    /// [`plateau_max_ms`](Self::plateau_max_ms) is set.
     pub plateau_ms: i64,
+    /// The longest plateau, milliseconds: plateaus are then drawn uniformly from
+    /// `plateau_ms..=plateau_max_ms` instead of around a mean (for a scenario that needs a
+    /// wide spread of lengths). `None` keeps the mean and the runs' bytes.
+    pub plateau_max_ms: Option<i64>,
     /// Mean recovery ramp, milliseconds.
     pub recovery_ms: i64,
 }
@@ -111,6 +116,7 @@ impl Default for EpisodeConfig {
             bradycardia_share: 0.3,
             onset_ms: 60_000,
             plateau_ms: 240_000,
+            plateau_max_ms: None,
             recovery_ms: 90_000,
         }
     }
@@ -252,10 +258,18 @@ impl Patient {
         } else {
             EpisodeKind::Tachycardia
         };
-        let mut phase = |mean: i64| -> i64 { (mean as f64 * rng.random_range(0.5..1.5)) as i64 };
-        let onset = phase(self.config.onset_ms);
-        let plateau = phase(self.config.plateau_ms).max(1);
-        let recovery = phase(self.config.recovery_ms);
+        let phase = |rng: &mut Pcg64Mcg, mean: i64| -> i64 {
+            (mean as f64 * rng.random_range(0.5..1.5)) as i64
+        };
+        let onset = phase(rng, self.config.onset_ms);
+        let plateau = match self.config.plateau_max_ms {
+            Some(max) if max > self.config.plateau_ms => {
+                rng.random_range(self.config.plateau_ms..=max)
+            }
+            _ => phase(rng, self.config.plateau_ms),
+        }
+        .max(1);
+        let recovery = phase(rng, self.config.recovery_ms);
         let target_bpm = match kind {
             EpisodeKind::Tachycardia => rng.random_range(118..=150),
             EpisodeKind::Bradycardia => rng.random_range(36..=44),
@@ -364,6 +378,31 @@ mod tests {
             let after = mean_in(last.end_ms, last.end_ms + 60_000);
             assert!((50.0..100.0).contains(&after), "recovered to {after}");
         }
+    }
+
+    #[test]
+    fn plateaus_drawn_from_a_range_cover_it() {
+        let config = EpisodeConfig {
+            rate_per_hour: 4.0,
+            plateau_ms: 90_000,
+            plateau_max_ms: Some(780_000),
+            ..EpisodeConfig::default()
+        };
+        let mut lengths = Vec::new();
+        for index in 0..20 {
+            let mut p = Patient::new(9, index, 0, 1000.0, &config);
+            for s in 0..6 * 3600 {
+                p.reading(s * 1000);
+            }
+            lengths.extend(
+                p.episodes()
+                    .iter()
+                    .map(|e| e.plateau_end_ms - e.plateau_start_ms),
+            );
+        }
+        assert!(lengths.len() > 100, "{} episodes", lengths.len());
+        assert!(lengths.iter().all(|l| (90_000..=780_000).contains(l)));
+        assert!(lengths.iter().any(|&l| l < 200_000) && lengths.iter().any(|&l| l > 670_000));
     }
 
     #[test]

@@ -116,12 +116,12 @@ pub enum ConfigError {
     /// A clock skew or a planned silence names a patient that is not in the run.
     #[error("clock skew or planned silence for unknown patient `{0}` (patients are p001..)")]
     UnknownPatient(String),
-    /// The longest silence is shorter than the shortest.
-    #[error("the silence range {min_ms}..{max_ms} ms is empty (the maximum is below the minimum)")]
-    SilenceRange {
-        /// The shortest silence.
+    /// A silence or plateau range whose longest is shorter than its shortest.
+    #[error("the range {min_ms}..{max_ms} ms is empty (the maximum is below the minimum)")]
+    EmptyRange {
+        /// The shortest.
         min_ms: i64,
-        /// The longest silence.
+        /// The longest.
         max_ms: i64,
     },
     /// A planned silence starts before the run or lasts no time.
@@ -207,13 +207,15 @@ impl SimConfig {
         if f.malformed > 0.0 && f.malformed_kinds.is_empty() {
             return Err(ConfigError::NoMalformedKinds);
         }
-        if let Some(max_ms) = f.silence_max_ms
-            && max_ms < f.silence_ms
-        {
-            return Err(ConfigError::SilenceRange {
-                min_ms: f.silence_ms,
-                max_ms,
-            });
+        for (min_ms, max_ms) in [
+            (f.silence_ms, f.silence_max_ms),
+            (e.plateau_ms, e.plateau_max_ms),
+        ] {
+            if let Some(max_ms) = max_ms
+                && max_ms < min_ms
+            {
+                return Err(ConfigError::EmptyRange { min_ms, max_ms });
+            }
         }
         let ids = f
             .clock_skew

@@ -348,7 +348,7 @@ fn planned_silences_are_validated() {
     };
     assert!(matches!(
         range.validate(),
-        Err(hr_sim::ConfigError::SilenceRange { .. })
+        Err(hr_sim::ConfigError::EmptyRange { .. })
     ));
 }
 
