@@ -1,0 +1,326 @@
+//! End-to-end alert latency of a running `hr-pipeline`, and a `read_committed` topic dump.
+//!
+//! `probe` produces readings in real time (timestamps are the wall clock, paced at `--rate` over
+//! `--patients` patients, key = patient id) and reads the alerts topic as a `read_committed`
+//! consumer downstream of the job would. For every window it remembers when the reading that
+//! closes it was handed to the producer (the patient's first reading at or past the window end
+//! plus the pipeline's `--delay`: the one that moves that patient's watermark past the window),
+//! and prints p50/p99/max of the time from there to the window's alert becoming visible.
+//! `--size` and `--delay` must match the job's; the job must use key watermarks (its default).
+//!
+//! ```text
+//! hr-pipeline run --input-topic lat_in --alerts-topic lat_alerts --size 1s --delay 0s &
+//! cargo run --release --example latency -- probe --topic lat_in --alerts-topic lat_alerts \
+//!     --rate 10000 --patients 1000 --size-ms 1000 --delay-ms 0 --seconds 30
+//! ```
+//!
+//! `dump` prints every committed record of a topic (all partitions, from the start to the end
+//! offsets it finds) as one JSON line: `{"partition", "key", "value", "headers"}`, values and
+//! header values as UTF-8 text (lossy). `examples/chaos.sh` compares runs with it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use hr_kafka::cli::KafkaArgs;
+use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use hr_kafka::rdkafka::error::KafkaError;
+use hr_kafka::rdkafka::message::{Headers, Message};
+use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use hr_kafka::rdkafka::types::RDKafkaErrorCode;
+use hr_kafka::rdkafka::{Offset, TopicPartitionList};
+
+#[derive(clap::Parser)]
+#[command(about = "Alert latency of a running hr-pipeline, and a read_committed topic dump.")]
+struct Args {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Produce readings in real time and measure produce-to-visible alert latency.
+    Probe(ProbeArgs),
+    /// Print every committed record of a topic as JSON lines.
+    Dump {
+        /// The topic to read.
+        topic: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// Readings topic the job reads.
+    #[arg(long)]
+    topic: String,
+    /// Alerts topic the job writes.
+    #[arg(long)]
+    alerts_topic: String,
+    /// Readings per second over all patients.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Number of patients (p00000, p00001, ...).
+    #[arg(long, default_value_t = 1_000)]
+    patients: usize,
+    /// The job's window size (tumbling), in ms.
+    #[arg(long, default_value_t = 1_000)]
+    size_ms: i64,
+    /// The job's out-of-orderness bound (`--delay`), in ms.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: i64,
+    /// How long to produce.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Windows closed in the first this many seconds are not counted (the job warming up).
+    #[arg(long, default_value_t = 3)]
+    warmup_seconds: u64,
+    /// How long to wait for the last windows' alerts after producing stops, in ms.
+    #[arg(long, default_value_t = 3_000)]
+    grace_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = hr_kafka::cli::parse::<Args>("latency").args;
+    let result = match &args.command {
+        Command::Probe(p) => probe(&args.kafka, p),
+        Command::Dump { topic } => dump(&args.kafka, topic),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latency: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn read_committed_consumer(kafka: &KafkaArgs) -> anyhow::Result<BaseConsumer> {
+    kafka
+        .client_config("latency")
+        .set("group.id", format!("latency-reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .context("creating the consumer")
+}
+
+/// Assigns every partition of `topic` at `offset`; returns the partition ids.
+fn assign_all(c: &BaseConsumer, topic: &str, offset: Offset) -> anyhow::Result<Vec<i32>> {
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("metadata of {topic}"))?;
+    let t = &md.topics()[0];
+    if let Some(e) = t.error() {
+        anyhow::bail!("topic {topic}: {e:?}");
+    }
+    let mut tpl = TopicPartitionList::new();
+    let ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    for &p in &ids {
+        tpl.add_partition_offset(topic, p, offset)?;
+    }
+    c.assign(&tpl)?;
+    Ok(ids)
+}
+
+fn dump(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<()> {
+    let c = read_committed_consumer(kafka)?;
+    let mut open: BTreeSet<i32> = assign_all(&c, topic, Offset::Beginning)?
+        .into_iter()
+        .collect();
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !open.is_empty() {
+        anyhow::ensure!(Instant::now() < deadline, "reading {topic} timed out");
+        let m = match c.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+                continue;
+            }
+            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
+            Some(Ok(m)) => m,
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let headers: BTreeMap<String, String> = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_owned(), text(h.value.unwrap_or_default())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "partition": m.partition(),
+            "key": m.key().map(text),
+            "value": m.payload().map(text),
+            "headers": headers,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// When each window's closing reading was handed to the producer, keyed by (patient, window end).
+type Closes = Arc<Mutex<HashMap<(usize, i64), Instant>>>;
+
+fn probe(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.patients > 0 && a.rate > 0 && a.size_ms > 0,
+        "nothing to produce"
+    );
+    let closes: Closes = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // The reader starts at the alerts topic's end before the first reading goes out.
+    let consumer = read_committed_consumer(kafka)?;
+    assign_all(&consumer, &a.alerts_topic, Offset::End)?;
+    let reader = {
+        let (closes, stop) = (closes.clone(), stop.clone());
+        std::thread::spawn(move || read_alerts(&consumer, &closes, &stop))
+    };
+
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka
+        .client_config("latency")
+        .set("linger.ms", "1")
+        .create()
+        .context("creating the producer")?;
+    let ids: Vec<String> = (0..a.patients).map(|i| format!("p{i:05}")).collect();
+    let mut open: Vec<VecDeque<i64>> = vec![VecDeque::new(); a.patients];
+    let started = Instant::now();
+    let warm_until = started + Duration::from_secs(a.warmup_seconds);
+    let end = started + Duration::from_secs(a.seconds);
+    let (mut sent, mut next) = (0u64, 0usize);
+    let mut counted_closes = 0u64;
+    while Instant::now() < end {
+        let due = (started.elapsed().as_secs_f64() * a.rate as f64) as u64;
+        if sent >= due {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        let ts = now_ms();
+        let at = Instant::now();
+        while sent < due {
+            let p = next;
+            next = (next + 1) % a.patients;
+            // Windows of this patient that this reading closes (watermark = ts - delay - 1 ms
+            // reaches end - 1).
+            let q = &mut open[p];
+            while let Some(&e) = q.front() {
+                if ts < e + a.delay_ms {
+                    break;
+                }
+                q.pop_front();
+                if at >= warm_until {
+                    closes.lock().unwrap().insert((p, e), at);
+                    counted_closes += 1;
+                }
+            }
+            let window_end = (ts.div_euclid(a.size_ms) + 1) * a.size_ms;
+            if q.back() != Some(&window_end) {
+                q.push_back(window_end);
+            }
+            let bpm = 60 + (sent % 50) as i64;
+            let value = format!(
+                r#"{{"patient_id":"{}","timestamp":"{}","heart_rate_bpm":{bpm}}}"#,
+                ids[p],
+                hr_model::format_timestamp(ts)
+            );
+            let mut record = BaseRecord::to(&a.topic).key(&ids[p]).payload(&value);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err((e, _)) => return Err(e).context("producing"),
+                }
+            }
+            sent += 1;
+        }
+    }
+    let produced_s = started.elapsed().as_secs_f64();
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing the producer")?;
+    std::thread::sleep(Duration::from_millis(a.grace_ms));
+    stop.store(true, Ordering::Relaxed);
+    let (mut lat, seen_other) = reader.join().expect("reader thread")?;
+    let missing = closes.lock().unwrap().len();
+    lat.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i].as_secs_f64() * 1e3
+    };
+    println!(
+        "rate={:.0}/s patients={} windows={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} missing={} uncounted={}",
+        sent as f64 / produced_s,
+        a.patients,
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        missing,
+        seen_other,
+    );
+    anyhow::ensure!(
+        counted_closes > 0 && missing == 0,
+        "{missing} of {counted_closes} closed windows got no alert within {} ms",
+        a.grace_ms
+    );
+    Ok(())
+}
+
+/// Reads alerts until `stop`; returns the latencies of the windows in `closes` (removing them)
+/// and how many alerts matched none (windows closed during the warm-up, or by the final flush).
+fn read_alerts(
+    c: &BaseConsumer,
+    closes: &Closes,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let mut lat = Vec::new();
+    let mut other = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let m = match c.poll(Duration::from_millis(50)) {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
+            Some(Err(e)) => return Err(e).context("reading alerts"),
+            Some(Ok(m)) => m,
+        };
+        let seen = Instant::now();
+        let v: serde_json::Value =
+            serde_json::from_slice(m.payload().unwrap_or_default()).context("alert JSON")?;
+        let patient = v["patient_id"]
+            .as_str()
+            .and_then(|s| s.strip_prefix('p'))
+            .and_then(|s| s.parse::<usize>().ok());
+        let end = v["window_end"].as_i64();
+        let closed = match (patient, end) {
+            (Some(p), Some(e)) => closes.lock().unwrap().remove(&(p, e)),
+            _ => None,
+        };
+        match closed {
+            Some(at) => lat.push(seen.duration_since(at)),
+            None => other += 1,
+        }
+    }
+    Ok((lat, other))
+}
