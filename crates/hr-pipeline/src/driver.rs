@@ -821,6 +821,11 @@ impl Job<'_> {
         self.synced.windows_fired = c.windows_fired;
         m.records_replaced(self.outputs.replaced - self.synced.replaced);
         self.synced.replaced = self.outputs.replaced;
+        for p in self.processor.partitions() {
+            let (max_event_time, watermark) = self.processor.partition_clock(p);
+            m.set_max_event_time(p, max_event_time);
+            m.set_watermark(p, watermark);
+        }
         let engine = self.processor.engine_counters();
         m.set_open_windows((engine.pending_windows + engine.retained_windows) as u64);
         m.set_keys(engine.keys as u64);

@@ -455,6 +455,16 @@ impl Processor {
         self.counters
     }
 
+    /// `partition`'s largest event time and its watermark as a whole, epoch ms, for metrics
+    /// (see [`WindowEngine::partition_watermark`]); `None` where there is none yet.
+    pub fn partition_clock(&self, partition: i32) -> (Option<i64>, Option<i64>) {
+        let p = partition as u32;
+        (
+            self.engine.max_event_time(p),
+            self.engine.partition_watermark(p),
+        )
+    }
+
     /// Open windows, keys and partitions held now (counted on demand).
     pub fn engine_counters(&self) -> hr_window::Counters {
         self.engine.counters()

@@ -337,6 +337,15 @@ fn prometheus_scrapes_the_running_pipeline() {
             .is_some_and(|v| v >= 1.0)
     );
     assert_eq!(prom.query(r#"hr_keys{job="hr-pipeline"}"#), Some(3.0));
+    // Both partitions' last reading is at 07:17:29; the watermark is 5 s and 1 ms behind.
+    let last = (W0 + 149_000) as f64 / 1000.0;
+    for p in ["0", "1"] {
+        let series = |name: &str| format!(r#"{name}{{job="hr-pipeline",partition="{p}"}}"#);
+        let max = prom.wait_for(&series("hr_max_event_time_seconds"), |_| true, within);
+        assert!((max - last).abs() < 1e-3, "partition {p}: {max}");
+        let wm = prom.wait_for(&series("hr_watermark_seconds"), |_| true, within);
+        assert!((wm - (last - 5.001)).abs() < 1e-3, "partition {p}: {wm}");
+    }
     assert_eq!(prom.query(r#"hr_broker_up{job="hr-pipeline"}"#), Some(1.0));
     assert!(
         prom.query(r#"process_resident_memory_bytes{job="hr-pipeline"}"#)
@@ -345,7 +354,14 @@ fn prometheus_scrapes_the_running_pipeline() {
     );
 
     let status = pipeline.stop();
-    assert!(status.success(), "{status}:\n{}", pipeline.logs());
+    let logs = pipeline.logs();
+    assert!(status.success(), "{status}:\n{logs}");
+    let exit = logs.lines().find(|l| l.contains("Exit.")).expect(&logs);
+    assert!(exit.contains(&format!("read={sent} ")), "{exit}");
+    assert!(
+        exit.contains("events_per_s=") && exit.contains("lag=0"),
+        "{exit}"
+    );
     prom.wait_for(r#"up{job="hr-pipeline"}"#, |v| v == 0.0, within);
 }
 

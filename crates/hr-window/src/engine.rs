@@ -470,6 +470,28 @@ where
         (wm != i64::MIN).then_some(wm)
     }
 
+    /// The largest event time `partition` has seen (late records included), for metrics.
+    /// `None` for a partition without state or before its first event.
+    pub fn max_event_time(&self, partition: u32) -> Option<i64> {
+        let part = self.partitions.get(&partition)?;
+        (part.max_seen != i64::MIN).then_some(part.max_seen)
+    }
+
+    /// The watermark of `partition` as a whole, for metrics: the global one in global scope;
+    /// otherwise the partition's own clock (`max event time - delay - 1`, or +∞ once finished).
+    /// In key scope each key keeps its own clock, at or behind this one: this is the clock of
+    /// the partition's most advanced key. `None` before there is one.
+    pub fn partition_watermark(&self, partition: u32) -> Option<i64> {
+        let part = self.partitions.get(&partition)?;
+        let wm = match self.config.scope {
+            WatermarkScope::Global => self.global_wm,
+            WatermarkScope::Key | WatermarkScope::Partition => {
+                part.watermark(self.config.out_of_orderness_ms)
+            }
+        };
+        (wm != i64::MIN).then_some(wm)
+    }
+
     /// Totals since creation and the current size of the state. Sizes are counted on demand, in
     /// time linear in the number of keys.
     pub fn counters(&self) -> Counters {

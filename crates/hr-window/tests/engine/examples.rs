@@ -368,3 +368,36 @@ fn a_silenced_partition_closes_its_keys_windows_and_resumes_each_key_on_its_next
         }]
     );
 }
+
+#[test]
+fn partition_clocks_for_metrics_follow_the_newest_event_and_the_scope() {
+    let key_scope = EngineConfig::default();
+    let mut keyed = engine(key_scope.clone());
+    let mut out = Out::new();
+    keyed.add_partition(1);
+    assert_eq!(keyed.max_event_time(1), None);
+    assert_eq!(keyed.partition_watermark(1), None);
+    assert_eq!(keyed.max_event_time(7), None, "a partition not owned");
+    keyed.process(1, "fast", MINUTE + 30_000, &80, &mut out);
+    keyed.process(1, "slow", MINUTE + 10_000, &80, &mut out);
+    // The newest event sets the partition's clock; the slow key keeps its own, behind it.
+    assert_eq!(keyed.max_event_time(1), Some(MINUTE + 30_000));
+    assert_eq!(keyed.partition_watermark(1), Some(MINUTE + 24_999));
+    assert_eq!(keyed.watermark(1, "slow"), Some(MINUTE + 4_999));
+    keyed.finish(&mut out);
+    assert_eq!(keyed.partition_watermark(1), Some(i64::MAX));
+
+    // Global scope: the minimum over partitions, so an empty partition holds it back.
+    let mut global = engine(EngineConfig {
+        scope: WatermarkScope::Global,
+        ..key_scope
+    });
+    global.add_partition(0);
+    global.add_partition(1);
+    global.process(0, "a", MINUTE + 30_000, &80, &mut out);
+    assert_eq!(global.max_event_time(0), Some(MINUTE + 30_000));
+    assert_eq!(global.partition_watermark(0), None);
+    global.process(1, "b", MINUTE + 20_000, &80, &mut out);
+    assert_eq!(global.partition_watermark(0), Some(MINUTE + 14_999));
+    assert_eq!(global.partition_watermark(1), Some(MINUTE + 14_999));
+}
