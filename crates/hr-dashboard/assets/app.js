@@ -50,13 +50,13 @@
   }
 
   // One formatter for all: toLocaleTimeString builds a new one per call, which costs about a
-  // second across 1,000 tiles.
-  const timeFormat = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  // second across 1,000 tiles. Times are UTC and say so, like every other hr-stream output.
+  const timeFormat = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false, timeZone: 'UTC' });
 
   function fmtTime(ms) {
     if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
     const d = new Date(ms);
-    return Number.isNaN(d.getTime()) ? '' : timeFormat.format(d);
+    return Number.isNaN(d.getTime()) ? '' : `${timeFormat.format(d)}Z`;
   }
 
   function matches(id, state, rank) {
