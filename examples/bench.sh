@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Streaming throughput against a real broker (`just bench [N]`): preloads N readings (default 5 M) into
-# a topic of its own with hr-sim, then in the same run reads that topic
-#   (a) raw: the pipeline's consumer settings and no processing (hr-kafka's raw_consume example), and
-#   (b) `hr-pipeline run --bounded`: parse, window, classify, write every alert to Kafka and a file,
-# each RUNS times (default 3, in turn: raw, pipeline, raw, pipeline, ...), and prints events/s for
-# both (median of the runs, counted from each reader's first record), their ratio, and peak RSS.
+# Streaming throughput against a real broker (`just bench [N] [RUNS] [INTERVALS]`): preloads N
+# readings (default 5 M) into a topic of its own with hr-sim, then in the same run reads that topic
+#   (a) raw: the pipeline's consumer settings and no processing (hr-kafka's raw_consume example),
+#   (b) `hr-pipeline run --bounded --guarantee exactly-once`, once per commit interval in INTERVALS
+#       (default "200ms", the job's default; e.g. "100ms 200ms 1s"), and
+#   (c) `hr-pipeline run --bounded --guarantee at-least-once` (default commit interval),
+# each RUNS times (default 3, in turn: raw, exactly-once..., at-least-once, raw, ...). The job parses,
+# windows, classifies and writes every alert, episode and changelog update to Kafka; alert files are
+# off (`--alerts-dir none`): at these rates the JSONL files, not Kafka, would be measured. It prints
+# events/s (median of the runs, counted from each reader's first record to the job's last commit),
+# each job's ratio to raw consume measured in the same run, exactly-once / at-least-once, and peak RSS.
 #
-#   examples/bench.sh [N] [RUNS]      HR_BOOTSTRAP_SERVERS / HR_KAFKA_PORT as for the demo
+#   examples/bench.sh [N] [RUNS] [INTERVALS]   HR_BOOTSTRAP_SERVERS / HR_KAFKA_PORT as for the demo
 #
-# Release builds; the topic is left in place (its name is printed) so runs can be repeated by hand.
+# Release builds (HR_BIN_DIR=DIR: binaries built earlier instead, e.g. a copy of target/release
+# kept while the tree changes); the topic is left in place (its name is printed) so runs can be repeated by hand.
+# A job that fails makes the script fail.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 n=${1:-5000000}
 runs=${2:-3}
+read -r -a intervals <<<"${3:-200ms}"
 run_id=$(date +%s)
 topic=hr_bench_${n}_$run_id
 
@@ -22,15 +30,21 @@ source examples/broker.sh
 use_broker
 trap stop_started_broker EXIT
 
-say "Building release binaries."
-cargo build --release -q -p hr-sim -p hr-pipeline --bins
-cargo build --release -q -p hr-kafka --example raw_consume
-bin=${CARGO_TARGET_DIR:-$repo/target}/release
+if [[ -n ${HR_BIN_DIR:-} ]]; then
+  bin=$HR_BIN_DIR
+  say "Using the binaries in $bin (HR_BIN_DIR): hr-sim, hr-pipeline, examples/raw_consume."
+else
+  say "Building release binaries."
+  cargo build --release -q -p hr-sim -p hr-pipeline --bins
+  cargo build --release -q -p hr-kafka --example raw_consume
+  bin=${CARGO_TARGET_DIR:-$repo/target}/release
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"; stop_started_broker' EXIT
 
-"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --input-topic "$topic" --alerts-topic "${topic}_alerts" \
-  --dlq-topic "${topic}_dlq" --late-topic "${topic}_late" >/dev/null
+topics=(--input-topic "$topic" --alerts-topic "${topic}_alerts" --dlq-topic "${topic}_dlq"
+  --late-topic "${topic}_late" --episodes-topic "${topic}_episodes")
+"$bin/hr-pipeline" topics --bootstrap "$bootstrap" "${topics[@]}" >/dev/null
 
 say "Preloading $n readings into $topic (1000 patients, one reading a second each, simulated time)."
 "$bin/hr-sim" --bootstrap "$bootstrap" --topic "$topic" --start 2025-11-19T00:00:00Z --events "$n" \
@@ -48,33 +62,55 @@ peak() {
 
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
+# One bounded job run: job NAME RUN_NO ARGS...; appends to $work/NAME.rates and NAME.peaks.
+job() {
+  local name=$1 i=$2
+  shift 2
+  say "Run $i of $runs: hr-pipeline run --bounded $*."
+  if ! RUST_LOG=info peak "$bin/hr-pipeline" run --bootstrap "$bootstrap" "${topics[@]}" \
+    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded --alerts-dir none "$@" \
+    2>"$work/pipeline.err" >/dev/null; then
+    tail -n 20 "$work/pipeline.err" >&2
+    say "hr-pipeline failed (its log is above)."
+    exit 1
+  fi
+  grep 'Exit\.' "$work/pipeline.err" | tail -n 1 | sed 's/^.*Exit\. */counters: /'
+  grep -o 'records_per_s=[0-9]*' "$work/pipeline.err" | cut -d= -f2 | tee -a "$work/$name.rates" |
+    sed 's/^/events\/s: /'
+  grep -o 'peak_kib=[0-9]*' "$work/pipeline.err" | cut -d= -f2 >>"$work/$name.peaks" || true
+}
+
+names=()
+for iv in "${intervals[@]}"; do names+=("eo-$iv"); done
+names+=(alo)
 for ((i = 1; i <= runs; i++)); do
   say "Run $i of $runs: raw consume."
   peak "$bin/examples/raw_consume" "$topic" "$bootstrap" >"$work/raw.out" 2>"$work/raw.err"
   cat "$work/raw.out"
   grep -o '[0-9]* events/s' "$work/raw.out" | cut -d' ' -f1 >>"$work/raw.rates"
   grep -o 'peak_kib=[0-9]*' "$work/raw.err" | cut -d= -f2 >>"$work/raw.peaks" || true
-
-  say "Run $i of $runs: hr-pipeline run --bounded."
-  RUST_LOG=info peak "$bin/hr-pipeline" run --bootstrap "$bootstrap" --input-topic "$topic" \
-    --alerts-topic "${topic}_alerts" --dlq-topic "${topic}_dlq" --late-topic "${topic}_late" \
-    --group "hr-bench-$run_id-$i" --from-beginning --bounded --alerts-dir "$work/alerts-$i" \
-    2>"$work/pipeline.err" >/dev/null
-  grep 'exit' "$work/pipeline.err" | tail -n 1 | sed 's/^.* exit /counters: /'
-  grep -o 'records_per_s=[0-9]*' "$work/pipeline.err" | cut -d= -f2 | tee -a "$work/pipe.rates" |
-    sed 's/^/events\/s: /'
-  grep -o 'peak_kib=[0-9]*' "$work/pipeline.err" | cut -d= -f2 >>"$work/pipe.peaks" || true
-  rm -rf "$work/alerts-$i"
+  for iv in "${intervals[@]}"; do
+    job "eo-$iv" "$i" --guarantee exactly-once --commit-interval "$iv"
+  done
+  job alo "$i" --guarantee at-least-once
 done
 
-raw=$(median <"$work/raw.rates")
-pipe=$(median <"$work/pipe.rates")
-raw_peak=$(sort -n "$work/raw.peaks" 2>/dev/null | tail -n 1)
-pipe_peak=$(sort -n "$work/pipe.peaks" 2>/dev/null | tail -n 1)
 mib() { [[ -n $1 ]] && awk -v k="$1" 'BEGIN {printf "%.0f MiB", k / 1024}' || echo "n/a (install GNU time)"; }
+max_peak() { sort -n "$work/$1.peaks" 2>/dev/null | tail -n 1; }
+raw=$(median <"$work/raw.rates")
+alo=$(median <"$work/alo.rates")
 echo
-echo "readings:          $n in $topic"
-echo "preload:           $(cat "$work/preload")"
-echo "raw consume:       $raw events/s (median of $runs), peak RSS $(mib "$raw_peak")"
-echo "hr-pipeline:       $pipe events/s (median of $runs), peak RSS $(mib "$pipe_peak")"
-awk -v p="$pipe" -v r="$raw" 'BEGIN {printf "pipeline / raw:    %.2f\n", p / r}'
+echo "readings:   $n in $topic"
+echo "preload:    $(cat "$work/preload")"
+echo "medians of $runs runs, in turn on the same topic, alert files off; ratios against this run's raw consume"
+printf '%-26s %12s %8s %8s %10s\n' job events/s "/ raw" "/ ALO" "peak RSS"
+printf '%-26s %12.0f %8s %8s %10s\n' "raw consume" "$raw" 1.00 - "$(mib "$(max_peak raw)")"
+for name in "${names[@]}"; do
+  rate=$(median <"$work/$name.rates")
+  case $name in
+    alo) label="at-least-once" ;;
+    *) label="exactly-once, commit ${name#eo-}" ;;
+  esac
+  awk -v l="$label" -v p="$rate" -v r="$raw" -v a="$alo" -v m="$(mib "$(max_peak "$name")")" \
+    'BEGIN {printf "%-26s %12.0f %8.2f %8.2f %10s\n", l, p, p / r, p / a, m}'
+done
