@@ -59,6 +59,17 @@ pub enum BatchError {
         /// The names looked for, e.g. `*.jsonl or *.parquet`.
         pattern: String,
     },
+    /// A ground-truth file is not what hr-sim's `--truth` writes.
+    #[error("{}: not an hr-sim ground-truth file: {message}", path.display())]
+    Truth {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        message: String,
+    },
+    /// Reading a topic failed (or did not finish in time).
+    #[error("kafka: {0}")]
+    Kafka(String),
     /// Polars failed while computing or writing a table.
     #[error("polars: {0}")]
     Polars(#[from] polars::error::PolarsError),

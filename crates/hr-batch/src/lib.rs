@@ -54,6 +54,8 @@ mod generate;
 mod input;
 mod output;
 mod recompute;
+pub mod score;
+mod score_io;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +72,9 @@ pub use polars::prelude::DataFrame;
 pub use recompute::{
     READING_FILES, RecomputeOptions, WindowSpec, parse_duration_ms, read_readings, readings_frame,
     readings_schema, recompute_events, window_alerts, write_alerts_jsonl,
+};
+pub use score_io::{
+    read_episodes_jsonl, read_episodes_topic, read_truth, render_csv, render_json, render_table,
 };
 pub use stats::{alert_stats, alert_stats_plain, latest_revisions, stats_schema};
 

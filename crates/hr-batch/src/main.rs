@@ -68,6 +68,10 @@ enum Command {
     Recompute(RecomputeArgs),
     /// Write synthetic alerts (JSONL or Parquet) for benchmarks.
     Generate(GenerateArgs),
+    /// Score the pipeline's episodes against hr-sim's --truth: detected or missed, delay, false
+    /// raised.
+    #[command(after_help = SCORE_HELP)]
+    Score(ScoreArgs),
 }
 
 #[derive(Args)]
@@ -158,6 +162,87 @@ struct RecomputeArgs {
     common: CommonArgs,
 }
 
+const SCORE_HELP: &str = "\
+Examples:
+  # A JSONL dump of the episodes topic
+  hr-batch score --truth truth.json --episodes episodes.jsonl
+
+  # Straight from the topic (read_committed, to the end offsets seen at start)
+  hr-batch score --truth truth.json --episodes kafka:heart_rate_episodes -b localhost:9092
+
+  # Scored for a job run with 10 s windows; exit 1 if a target is missed
+  hr-batch score --truth truth.json --episodes-topic eps --window 10s --check --max-delay 16s
+
+Matching: a raised record matches an injected episode of the same patient and kind (a silence
+is signal_loss) when its window, widened by --tolerance (default: one --window) on both sides,
+overlaps the injected span. A second record matching an episode already detected is a repeat;
+a record matching nothing is false.
+Detection time: tachycardia and bradycardia, the raising window's end + --delay (the earliest
+event time the watermark lets the window fire); signal loss, the raised record's window_end
+(when the loss was declared). Delay = detection time - injected start.
+Required: rate episodes whose plateau inside the run lasts at least two --window lengths;
+silences whose observed part is longer than --silence-after.";
+
+#[derive(Args)]
+struct ScoreArgs {
+    /// hr-sim's --truth file.
+    #[arg(long, env = "HR_BATCH_TRUTH")]
+    truth: PathBuf,
+    /// Episode records: a JSONL file, or kafka:TOPIC to read the topic.
+    #[arg(
+        long,
+        required_unless_present = "episodes_topic",
+        conflicts_with = "episodes_topic"
+    )]
+    episodes: Option<String>,
+    /// Read the episodes from this topic (the same as --episodes kafka:TOPIC).
+    #[arg(long, env = "HR_EPISODES_TOPIC")]
+    episodes_topic: Option<String>,
+    #[command(flatten)]
+    kafka: hr_kafka::cli::KafkaArgs,
+    /// How long reading the topic to its end may take.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    read_timeout: i64,
+    /// The pipeline's window size (its --size).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "HR_WINDOW_SIZE")]
+    window: i64,
+    /// The pipeline's out-of-orderness bound (its --delay).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "HR_DELAY")]
+    delay: i64,
+    /// The pipeline's --silence-after.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "HR_SILENCE_AFTER")]
+    silence_after: i64,
+    /// Matching tolerance [default: one --window].
+    #[arg(long, value_parser = parse_duration)]
+    tolerance: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ScoreFormat::Table)]
+    format: ScoreFormat,
+    /// In the table, list every injected episode and silence, not only the missed ones.
+    #[arg(long)]
+    all: bool,
+    /// Exit 1 unless every required injection is detected and nothing false is raised.
+    #[arg(long)]
+    check: bool,
+    /// With --check: the median rate-episode delay may not exceed this.
+    #[arg(long, value_parser = parse_duration, requires = "check")]
+    max_median_delay: Option<i64>,
+    /// With --check: no rate-episode delay may exceed this.
+    #[arg(long, value_parser = parse_duration, requires = "check")]
+    max_delay: Option<i64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScoreFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<i64, String> {
+    hr_model::parse_duration_ms(s).map_err(|e| e.to_string())
+}
+
 #[derive(Args)]
 struct GenerateArgs {
     /// Directory to create or replace.
@@ -197,6 +282,7 @@ fn main() -> ExitCode {
         Some(Command::Stats(args)) => stats(args),
         Some(Command::Recompute(args)) => recompute(args),
         Some(Command::Generate(args)) => generate(args),
+        Some(Command::Score(args)) => score(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -397,6 +483,78 @@ fn recompute(args: RecomputeArgs) -> anyhow::Result<()> {
         alerts.len(),
         args.output.display()
     );
+    Ok(())
+}
+
+fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    use hr_batch::score::{ScoreOptions, seconds};
+    use std::io::Write as _;
+    let truth = hr_batch::read_truth(&args.truth)?;
+    let topic = args.episodes_topic.clone().or_else(|| {
+        args.episodes
+            .as_deref()
+            .and_then(|e| e.strip_prefix("kafka:"))
+            .map(str::to_owned)
+    });
+    let episodes = match (&topic, &args.episodes) {
+        (Some(topic), _) => hr_batch::read_episodes_topic(
+            &args.kafka.bootstrap,
+            &args.kafka.properties("hr-batch"),
+            topic,
+            std::time::Duration::from_millis(args.read_timeout.max(0) as u64),
+        )?,
+        (None, Some(path)) => hr_batch::read_episodes_jsonl(Path::new(path))?,
+        (None, None) => unreachable!("clap requires --episodes or --episodes-topic"),
+    };
+    let options = ScoreOptions {
+        window_ms: args.window,
+        delay_ms: args.delay,
+        silence_after_ms: args.silence_after,
+        tolerance_ms: args.tolerance,
+    };
+    anyhow::ensure!(options.window_ms > 0, "--window must be positive");
+    let result = hr_batch::score::score(&truth, &episodes, &options);
+    let text = match args.format {
+        ScoreFormat::Table => hr_batch::render_table(&result, args.all),
+        ScoreFormat::Csv => hr_batch::render_csv(&result),
+        ScoreFormat::Json => hr_batch::render_json(&result) + "\n",
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    if !args.check {
+        return Ok(());
+    }
+    let mut missed = Vec::new();
+    for k in &result.kinds {
+        if k.required_detected < k.required {
+            missed.push(format!(
+                "{} of {} required {} not detected",
+                k.required - k.required_detected,
+                k.required,
+                k.kind
+            ));
+        }
+    }
+    if !result.false_raised.is_empty() {
+        missed.push(format!("{} false raised", result.false_raised.len()));
+    }
+    let over = |limit: Option<i64>, value: Option<i64>| matches!((limit, value), (Some(l), Some(v)) if v > l);
+    if over(args.max_median_delay, result.median_rate_delay_ms) {
+        missed.push(format!(
+            "median rate-episode delay {} above {}",
+            seconds(result.median_rate_delay_ms),
+            seconds(args.max_median_delay)
+        ));
+    }
+    if over(args.max_delay, result.max_rate_delay_ms) {
+        missed.push(format!(
+            "largest rate-episode delay {} above {}",
+            seconds(result.max_rate_delay_ms),
+            seconds(args.max_delay)
+        ));
+    }
+    anyhow::ensure!(missed.is_empty(), "targets missed: {}", missed.join("; "));
     Ok(())
 }
 
