@@ -387,11 +387,12 @@ impl Source {
     }
 
     /// Records behind the end of each owned partition: its high watermark as librdkafka last
-    /// saw it in a fetch response (no broker round trip, so cheap enough to call every second)
-    /// less `next[p]`, the offset of the next record the caller will process, or the
-    /// consumer's fetch position when `next` has none. Partitions whose end is not known yet
-    /// are left out. With a transactional input the transaction markers count as records, as
-    /// they do in Kafka's own consumer-lag figures.
+    /// saw it in a fetch response (no broker round trip, so cheap enough to call every second;
+    /// a partition not fetched from yet costs one query of at most 200 ms) less `next[p]`, the
+    /// offset of the next record the caller will process, or the consumer's fetch position
+    /// when `next` has none. Partitions whose end cannot be known are left out. With a
+    /// transactional input the transaction markers count as records, as they do in Kafka's own
+    /// consumer-lag figures.
     pub fn lag(&self, next: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
         let Ok(topic) = std::ffi::CString::new(self.topic.as_str()) else {
             return BTreeMap::new();
@@ -426,7 +427,16 @@ impl Source {
             };
             if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0
             {
-                continue;
+                // Not fetched from yet (librdkafka may fill its prefetch queue from one
+                // partition first): ask the broker, briefly, so a partition not yet read still
+                // shows its backlog.
+                match self
+                    .consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_millis(200))
+                {
+                    Ok(w) => (low, high) = w,
+                    Err(_) => continue,
+                }
             }
             let from = next
                 .get(&p)

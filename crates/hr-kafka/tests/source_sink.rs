@@ -160,3 +160,40 @@ fn sink_flush_reports_failed_deliveries() {
         "{err}"
     );
 }
+
+#[test]
+fn lag_counts_the_records_behind_each_partitions_end() {
+    let topic = unique_topic("source");
+    create_topic(&bootstrap(), &topic, 2);
+    let records: Vec<(i32, Option<&str>, Option<&str>)> = (0..10)
+        .map(|i| (i32::from(i >= 7), None, Some("x")))
+        .collect();
+    produce(&topic, &records);
+    let src = source(&topic, &unique_topic("group"), false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // The consumer's position per partition: the offset after the last record polled.
+    let mut position = BTreeMap::from([(0, 0), (1, 0)]);
+    while src.assigned().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never assigned");
+        if let Polled::Record(r) = src.poll(Duration::from_millis(100)).unwrap() {
+            position.insert(r.partition(), r.offset() + 1);
+        }
+        // Updates `assigned`.
+        let _ = src.take_rebalances();
+    }
+    // No next offsets from the caller: from the consumer's position, also for a partition
+    // no fetch has reached yet.
+    assert_eq!(
+        src.lag(&BTreeMap::new()),
+        BTreeMap::from([(0, 7 - position[&0]), (1, 3 - position[&1])])
+    );
+    // The caller's next offsets: 5 of partition 0 processed, all of partition 1.
+    let next = BTreeMap::from([(0, 5), (1, 3)]);
+    assert_eq!(src.lag(&next), BTreeMap::from([(0, 2), (1, 0)]));
+    produce(&topic, &[(1, None, Some("y"))]);
+    // The new end shows once a fetch response has carried it.
+    while src.lag(&next).get(&1) != Some(&1) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", src.lag(&next));
+        let _ = src.poll(Duration::from_millis(100)).unwrap();
+    }
+}
