@@ -42,6 +42,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"; stop_started_broker' EXIT
 
+# Builds with HTTP endpoints would all bind the same port (and may find it taken): off here.
+http=()
+if "$bin/hr-pipeline" run --help | grep -q -- '--http '; then http=(--http off); fi
 topics=(--input-topic "$topic" --alerts-topic "${topic}_alerts" --dlq-topic "${topic}_dlq"
   --late-topic "${topic}_late" --episodes-topic "${topic}_episodes")
 "$bin/hr-pipeline" topics --bootstrap "$bootstrap" "${topics[@]}" >/dev/null
@@ -51,10 +54,13 @@ say "Preloading $n readings into $topic (1000 patients, one reading a second eac
   --patients 1000 --rate 1000 --no-progress 2>&1 | tail -n 1 | tee "$work/preload"
 
 # Peak RSS (KiB) of a command, via GNU time when it is installed.
+# The command's exit status is kept.
 peak() {
   if [[ -x /usr/bin/time ]]; then
-    /usr/bin/time -f 'peak_kib=%M' -o "$work/time" "$@"
+    local st=0
+    /usr/bin/time -f 'peak_kib=%M' -o "$work/time" "$@" || st=$?
     cat "$work/time" >&2
+    return "$st"
   else
     "$@"
   fi
@@ -68,7 +74,7 @@ job() {
   shift 2
   say "Run $i of $runs: hr-pipeline run --bounded $*."
   if ! RUST_LOG=info peak "$bin/hr-pipeline" run --bootstrap "$bootstrap" "${topics[@]}" \
-    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded --alerts-dir none "$@" \
+    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded --alerts-dir none "${http[@]}" "$@" \
     2>"$work/pipeline.err" >/dev/null; then
     tail -n 20 "$work/pipeline.err" >&2
     say "hr-pipeline failed (its log is above)."
