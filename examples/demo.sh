@@ -27,11 +27,16 @@ window=60s
 seed=1
 dashboard=1
 episodes=(--episode-rate 40 --onset 10s --plateau 150s --recovery 10s)
+# One monitor is unplugged mid-run: signal loss, then restored when it sends again.
+unplug=(--unplug p003@40s+60s)
+silence=30s
 while (($#)); do
   case $1 in
     --quick)
       duration=45 window=10s
       episodes=(--episode-rate 240 --onset 2s --plateau 25s --recovery 2s)
+      unplug=(--unplug p003@8s+20s)
+      silence=8s
       ;;
     --duration) duration=$2 && shift ;;
     --window) window=$2 && shift ;;
@@ -83,9 +88,10 @@ stop_within() {
   return "$status"
 }
 
-say "Streaming job: $window tumbling windows per patient, 5 s out-of-orderness, every window an alert."
+say "Streaming job: $window tumbling windows per patient, 5 s out-of-orderness, every window an alert,"
+say "episodes to heart_rate_episodes, signal loss after $silence without a reading."
 RUST_LOG=${RUST_LOG:-info} "$bin/hr-pipeline" run --bootstrap "$bootstrap" --input-topic "$topic" \
-  --group "hr-demo-$run_id" --from-beginning --size "$window" --alerts-dir "$dir/alerts" \
+  --group "hr-demo-$run_id" --size "$window" --silence-after "$silence" --alerts-dir "$dir/alerts" \
   2>"$dir/pipeline.log" &
 pipeline=$!
 pids+=("$pipeline")
@@ -111,9 +117,10 @@ if ((dashboard)); then
   fi
 fi
 
-say "Monitors: 8 patients, 2 readings a second each, episodes of tachycardia and bradycardia, 2 % malformed."
+say "Monitors: 8 patients, 2 readings a second each, episodes of tachycardia and bradycardia, 2 % malformed;"
+say "p003's monitor is unplugged for a while (${unplug[1]})."
 RUST_LOG=${RUST_LOG:-warn} "$bin/hr-sim" --bootstrap "$bootstrap" --topic "$topic" --patients 8 --rate 16 \
-  --seed "$seed" "${episodes[@]}" --brady-share 0.5 --malformed 0.02 --truth "$dir/truth.json" \
+  --seed "$seed" "${episodes[@]}" "${unplug[@]}" --brady-share 0.5 --malformed 0.02 --truth "$dir/truth.json" \
   2>"$dir/sim.log" &
 sim=$!
 pids+=("$sim")
@@ -159,5 +166,8 @@ say "Alert report (hr-batch, the seed's Spark step):"
 POLARS_FMT_MAX_ROWS=${POLARS_FMT_MAX_ROWS:-100} POLARS_TABLE_WIDTH=${POLARS_TABLE_WIDTH:-200} \
   "$bin/hr-batch" --input "$dir/alerts" --output "$dir/alert_stats"
 "$bin/hr-batch" --quiet --input "$dir/alerts" --output "$dir/alert_stats.csv"
+# The topics this run made for itself go: its input topic and its group's changelog.
+"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --delete "$topic" --delete "hr-demo-$run_id-changelog" \
+  >/dev/null 2>&1 || say "Could not delete this run's topics $topic and hr-demo-$run_id-changelog."
 say "Files: alerts $dir/alerts/, report $dir/alert_stats/ (Parquet) and $dir/alert_stats.csv,"
 say "ground truth $dir/truth.json, logs $dir/pipeline.log, $dir/sim.log${dash:+ and $dir/dashboard.log}."

@@ -111,3 +111,26 @@ pub async fn topic_config(
     }
     Ok(None)
 }
+
+/// Deletes `topics`; a topic that does not exist counts as deleted.
+///
+/// # Errors
+/// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::Topic`] when it
+/// refuses a deletion for another reason.
+pub async fn delete_topics(
+    config: &ClientConfig,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    for r in admin.delete_topics(topics, &opts).await? {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => return Err(KafkaError::Topic { topic, code }),
+        }
+    }
+    Ok(())
+}

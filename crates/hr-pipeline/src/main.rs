@@ -134,6 +134,10 @@ struct TopicsArgs {
     /// How long to wait for the broker.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     timeout: Duration,
+    /// Delete these topics instead of creating any (repeatable; e.g. a demo's own input topic
+    /// and its group's changelog).
+    #[arg(long, value_name = "TOPIC")]
+    delete: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -495,6 +499,16 @@ async fn run_job(args: RunArgs) -> anyhow::Result<()> {
 async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
     probe_once(&args.kafka)?;
     let cfg = args.kafka.client_config(BINARY);
+    if !args.delete.is_empty() {
+        let names: Vec<&str> = args.delete.iter().map(String::as_str).collect();
+        hr_kafka::delete_topics(&cfg, &names, args.timeout)
+            .await
+            .with_context(|| format!("deleting topics on {}", args.kafka.bootstrap))?;
+        for t in names {
+            println!("deleted {t}");
+        }
+        return Ok(());
+    }
     let mut specs: Vec<TopicSpec> = [
         &args.topics.input_topic,
         &args.topics.alerts_topic,
