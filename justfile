@@ -52,6 +52,18 @@ demo *args:
 dashboard *args:
     cargo run -q -p hr-dashboard -- --bootstrap {{bootstrap}} {{args}}
 
-# Streaming throughput against the real broker: preload N readings, then raw consume vs `hr-pipeline run --bounded` (events/s, ratio, peak RSS).
-bench n="5000000" runs="3":
-    examples/bench.sh {{n}} {{runs}}
+# Streaming throughput against the real broker: preload N readings, then raw consume vs `hr-pipeline run --bounded` exactly-once (per commit interval, e.g. `just bench 5000000 3 "100ms 200ms 1s"`) and at-least-once (events/s, ratios, peak RSS).
+bench n="5000000" runs="3" intervals="200ms":
+    examples/bench.sh {{n}} {{runs}} "{{intervals}}"
+
+# Alert latency: readings produced in real time (10 k and 100 k/s), p50/p99/max from the reading that closes a window to its alert visible read_committed, at-least-once and exactly-once per commit interval.
+latency seconds="20" rates="10000 100000" intervals="100ms 200ms 500ms":
+    examples/latency.sh {{seconds}} "{{rates}}" "{{intervals}}"
+
+# The long fault test on a broker of its own: 3 instances, 20 kill -9, 2 broker kill -9, churn 1->3->2->3, a zombie, during 1 M real-time readings; compared with an uninterrupted run (CHAOS_GUARANTEE=at-least-once for the other mode).
+chaos:
+    examples/chaos.sh
+
+# Score the pipeline against the simulator's ground truth through the real broker: 200 patients, 2 simulated hours, with the defaults, tuned for speed, and on abrupt steps (`just score --check` exits 1 on a missed target).
+score *args:
+    examples/score.sh {{args}}
