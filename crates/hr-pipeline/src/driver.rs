@@ -779,6 +779,11 @@ impl Job<'_> {
                         tracing::warn!(what, error = %e, "Kafka does not answer; waiting.");
                         logged = true;
                     }
+                    // Waiting for Kafka on purpose is alive, not stalled: a liveness probe must
+                    // not restart a job that is riding out an outage (readiness says the rest).
+                    if let Some(h) = &self.cfg.health {
+                        h.beat();
+                    }
                     std::thread::sleep(Duration::from_millis(500));
                 }
             }

@@ -420,7 +420,12 @@ fn probe_once(kafka: &KafkaArgs) -> anyhow::Result<()> {
 /// The streaming job waits for an unreachable broker up to its broker timeout, saying so at
 /// most every 30 s; a failure that waiting cannot fix (authentication, TLS, configuration)
 /// ends it at once.
-fn probe_until(kafka: &KafkaArgs, timeout: Duration, stop: &AtomicBool) -> anyhow::Result<()> {
+fn probe_until(
+    kafka: &KafkaArgs,
+    timeout: Duration,
+    stop: &AtomicBool,
+    health: Option<&Health>,
+) -> anyhow::Result<()> {
     let cfg = kafka.client_config(BINARY);
     let started = Instant::now();
     let mut said: Option<Instant> = None;
@@ -452,6 +457,10 @@ fn probe_until(kafka: &KafkaArgs, timeout: Duration, stop: &AtomicBool) -> anyho
                 if stop.load(Ordering::Relaxed) {
                     bail!("stopped while waiting for Kafka");
                 }
+                // Alive and waiting on purpose; /readyz stays 503 until the job has its partitions.
+                if let Some(h) = health {
+                    h.beat();
+                }
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
@@ -478,7 +487,7 @@ async fn run_job(args: RunArgs) -> anyhow::Result<()> {
     let timeout = cfg.broker_timeout;
     let job = std::thread::Builder::new().name("hr-job".into()).spawn(
         move || -> anyhow::Result<RunCounters> {
-            probe_until(&args.kafka, timeout, &job_stop)?;
+            probe_until(&args.kafka, timeout, &job_stop, cfg.health.as_ref())?;
             run(&cfg, &job_stop)
         },
     )?;
