@@ -1,0 +1,326 @@
+//! The producers and the file the job writes to, and the stand-ins for records too large.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hr_kafka::{
+    AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, client_config, topic_config,
+};
+
+use crate::processor::{AlertOut, EpisodeOut};
+
+use super::*;
+
+/// Bytes kept of a record replaced by a stand-in.
+pub(super) const PREFIX_BYTES: usize = 1024;
+/// Room left under a topic's `max.message.bytes` for the record batch's own overhead.
+pub(super) const BATCH_OVERHEAD: usize = 512;
+/// Largest changelog record: a patient's state holds its id, which may be long.
+pub(super) const CHANGELOG_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+pub(super) fn io_to_kafka(e: std::io::Error) -> KafkaError {
+    KafkaError::State(format!("alerts file: {e}"))
+}
+
+/// The producers and the file the job writes to.
+pub(super) struct Outputs {
+    /// Transactional: the changelog and the offsets, and in exactly-once mode every output.
+    pub(super) txn: Sink,
+    /// At-least-once: alerts, dead letters and late records, outside the transaction.
+    pub(super) plain: Option<Sink>,
+    /// Largest output record (key, value and headers) the output topics accept.
+    pub(super) limit: usize,
+    pub(super) file: Option<AlertSink>,
+    /// Records replaced by a stand-in because they were too large.
+    pub(super) replaced: u64,
+}
+
+pub(super) enum AlertSink {
+    Plain(AlertFile),
+    Staged(StagedAlertFile),
+}
+
+impl Outputs {
+    pub(super) fn new(cfg: &RunConfig, limit: usize) -> anyhow::Result<Self> {
+        let id = format!(
+            "{}-{}-{}",
+            cfg.group,
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let mut txn_props = vec![
+            (
+                "message.max.bytes".to_owned(),
+                (CHANGELOG_MAX_BYTES + 1024).to_string(),
+            ),
+            // Long enough to ride out a short broker restart with the transaction open; short
+            // enough that a killed instance's open transaction stops holding read_committed
+            // readers back soon.
+            ("transaction.timeout.ms".to_owned(), "10000".to_owned()),
+            // librdkafka requires it no longer than the transaction timeout.
+            ("message.timeout.ms".to_owned(), "10000".to_owned()),
+        ];
+        txn_props.extend(cfg.overrides.iter().cloned());
+        let txn = Sink::transactional(&cfg.bootstrap, &txn_props, &id, Duration::from_secs(30))
+            .context("starting the transactional producer")?;
+        let plain = match cfg.guarantee {
+            Guarantee::ExactlyOnce => None,
+            Guarantee::AtLeastOnce => {
+                let mut props = vec![(
+                    "message.timeout.ms".to_owned(),
+                    cfg.broker_timeout.as_millis().to_string(),
+                )];
+                props.extend(cfg.overrides.iter().cloned());
+                Some(Sink::new(&cfg.bootstrap, &props)?)
+            }
+        };
+        let file = match &cfg.alerts_dir {
+            None => None,
+            Some(dir) => {
+                let sink = match cfg.guarantee {
+                    Guarantee::ExactlyOnce => AlertSink::Staged(StagedAlertFile::new(dir)?),
+                    Guarantee::AtLeastOnce => AlertSink::Plain(AlertFile::create(dir)?),
+                };
+                tracing::info!(dir = %dir.display(), "Writing alert files.");
+                Some(sink)
+            }
+        };
+        Ok(Self {
+            txn,
+            plain,
+            limit,
+            file,
+            replaced: 0,
+        })
+    }
+
+    pub(super) fn out(&mut self) -> &mut Sink {
+        self.plain.as_mut().unwrap_or(&mut self.txn)
+    }
+
+    pub(super) fn alert(
+        &mut self,
+        a: &AlertOut,
+        origin: Option<(i32, i64)>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        let key = a.alert.patient_id.as_bytes();
+        let size = key.len() + a.json.len();
+        if size > self.limit {
+            let (partition, offset) = origin.unwrap_or((a.partition, -1));
+            let message = format!(
+                "the alert of window {}..{} is {size} bytes, above the {} bytes {} accepts",
+                a.alert.window_start, a.alert.window_end, self.limit, cfg.alerts_topic
+            );
+            return self.stand_in(
+                cfg,
+                StandIn {
+                    topic: &cfg.alerts_topic,
+                    size,
+                    value: a.json.as_bytes(),
+                    message: &message,
+                    partition,
+                    offset,
+                },
+            );
+        }
+        // The window end is the alert's time; an event-time far ahead of the wall clock is
+        // refused by the broker (log.message.timestamp.after.max.ms), so none is set then.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let ts = (a.alert.window_end <= now_ms + 600_000).then_some(a.alert.window_end);
+        self.out()
+            .send_record(&cfg.alerts_topic, None, key, Some(a.json.as_bytes()), ts)?;
+        if let Some(f) = self.file.as_mut() {
+            match f {
+                AlertSink::Plain(f) => f.append(&a.json)?,
+                AlertSink::Staged(f) => f.append(&a.json)?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn divert(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        why: &Diversion<'_>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        let headers = why.code.len() + why.message.len() + why.source_topic.len() + 160;
+        let size = key.map_or(0, <[u8]>::len) + payload.len() + headers;
+        if size > self.limit {
+            let message = format!(
+                "a {} record of {size} bytes is above the {} bytes {topic} accepts ({}: {})",
+                why.code, self.limit, why.code, why.message
+            );
+            return self.stand_in(
+                cfg,
+                StandIn {
+                    topic,
+                    size,
+                    value: payload,
+                    message: &message,
+                    partition: why.source_partition,
+                    offset: why.source_offset,
+                },
+            );
+        }
+        self.out().send_diverted(topic, key, payload, why)?;
+        Ok(())
+    }
+
+    pub(super) fn episode(
+        &mut self,
+        e: &EpisodeOut,
+        origin: Option<(i32, i64)>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        let key = e.episode.patient_id.as_bytes();
+        let size = key.len() + e.json.len();
+        if size > self.limit {
+            let (partition, offset) = origin.unwrap_or((e.partition, -1));
+            let message = format!(
+                "the {} {} episode record is {size} bytes, above the {} bytes {} accepts",
+                e.episode.kind, e.episode.state, self.limit, cfg.episodes_topic
+            );
+            return self.stand_in(
+                cfg,
+                StandIn {
+                    topic: &cfg.episodes_topic,
+                    size,
+                    value: e.json.as_bytes(),
+                    message: &message,
+                    partition,
+                    offset,
+                },
+            );
+        }
+        self.out().send_record(
+            &cfg.episodes_topic,
+            None,
+            key,
+            Some(e.json.as_bytes()),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// A small dead letter in place of a record too large for `topic`: a prefix of its value,
+    /// its size, and why.
+    pub(super) fn stand_in(&mut self, cfg: &RunConfig, s: StandIn<'_>) -> anyhow::Result<()> {
+        let StandIn {
+            topic,
+            size,
+            value,
+            message,
+            partition,
+            offset,
+        } = s;
+        self.replaced += 1;
+        let message: String = message.chars().take(PREFIX_BYTES).collect();
+        tracing::warn!(
+            topic,
+            size,
+            partition,
+            offset,
+            "A record too large for its topic was replaced by a stand-in in the dead-letter topic."
+        );
+        let size_text = size.to_string();
+        let extra = [
+            ("hr.original.size", size_text.as_str()),
+            ("hr.original.topic", topic),
+        ];
+        let why = Diversion {
+            extra: &extra,
+            code: "too_large",
+            message: &message,
+            source_topic: &cfg.input_topic,
+            source_partition: partition,
+            source_offset: offset,
+            lateness: None,
+        };
+        let prefix = &value[..value.len().min(PREFIX_BYTES)];
+        let dlq = cfg.dlq_topic.clone();
+        self.out().send_diverted(&dlq, None, prefix, &why)?;
+        Ok(())
+    }
+
+    /// At-least-once: waits until every output is acknowledged, so offsets never pass an
+    /// output that could still be lost.
+    pub(super) fn flush_outputs(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+        match self.plain.as_mut() {
+            Some(p) => p.flush(timeout),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn prepare_file(&mut self) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(AlertSink::Plain(f)) => f.flush(),
+            Some(AlertSink::Staged(f)) => f.prepare(),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn committed(&mut self) -> anyhow::Result<()> {
+        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
+            f.publish().context("publishing an alerts part")?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn aborted(&mut self) -> anyhow::Result<()> {
+        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
+            f.discard().context("discarding an alerts part")?;
+        }
+        Ok(())
+    }
+}
+
+/// A record too large for `topic`, to be replaced by a small dead letter.
+pub(super) struct StandIn<'a> {
+    pub(super) topic: &'a str,
+    pub(super) size: usize,
+    pub(super) value: &'a [u8],
+    pub(super) message: &'a str,
+    /// The input record that produced it.
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+}
+
+/// The smallest `max.message.bytes` of the output topics, less room for batch overhead.
+pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut limit = usize::MAX;
+    ensure_output_topics(cfg, &admin, &rt)?;
+    for topic in [
+        &cfg.alerts_topic,
+        &cfg.dlq_topic,
+        &cfg.late_topic,
+        &cfg.episodes_topic,
+    ] {
+        let value = rt
+            .block_on(topic_config(
+                &admin,
+                topic,
+                "max.message.bytes",
+                Duration::from_secs(30),
+            ))
+            .with_context(|| format!("reading max.message.bytes of {topic}"))?;
+        let bytes = value
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1_048_588);
+        limit = limit.min(bytes);
+    }
+    // librdkafka's own default cap on one message.
+    Ok(limit.min(1_000_000).saturating_sub(BATCH_OVERHEAD))
+}

@@ -1,0 +1,62 @@
+//! Revocation: librdkafka's rebalance callback waits until the job has committed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Makes librdkafka's revoke callback (on the reader thread) wait until the job thread has
+/// committed the partitions' work and dropped them.
+#[derive(Default)]
+pub(super) struct RevokeBarrier {
+    pub(super) pending: Mutex<Option<Vec<i32>>>,
+    pub(super) done: Condvar,
+    pub(super) closed: AtomicBool,
+}
+
+impl RevokeBarrier {
+    /// How long a revocation waits for the job at most: a job stuck on a dead broker must not
+    /// hold the group's rebalance forever.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    pub(super) fn wait_for_job(&self, ps: &[i32]) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        *pending = Some(ps.to_vec());
+        let deadline = Instant::now() + Self::WAIT;
+        while pending.is_some() && !self.closed.load(Ordering::Acquire) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "The job did not commit before the revocation; the next owner redoes its work."
+                );
+                break;
+            }
+            pending = self
+                .done
+                .wait_timeout(pending, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *pending = None;
+    }
+
+    pub(super) fn pending(&self) -> Option<Vec<i32>> {
+        lock(&self.pending).clone()
+    }
+
+    pub(super) fn release(&self) {
+        *lock(&self.pending) = None;
+        self.done.notify_all();
+    }
+
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.release();
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
