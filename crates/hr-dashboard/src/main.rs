@@ -174,22 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-/// Logs on standard error, coloured only on a terminal without `NO_COLOR`; a message repeated
-/// for the same cause (librdkafka retrying a broker that is down) at most once a second.
-fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _};
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(hr_kafka::cli::color_on(&std::io::stderr()))
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_filter(hr_kafka::cli::OncePerSecond::default());
-    tracing_subscriber::registry().with(layer).init();
-}
-
 fn main() -> ExitCode {
-    init_logging();
+    hr_kafka::cli::init_logging();
     // Flags, then HR_* variables, then the `[dashboard]` table of a `--config` file, then defaults.
     let cli = hr_kafka::cli::parse::<Cli>("dashboard").args;
     match run(cli) {

@@ -162,6 +162,11 @@ impl Sink {
             self.producer
                 .send_offsets_to_transaction(&tpl, &meta, timeout)?;
         }
+        // rust-rdkafka's commit_transaction flushes first, in 100 ms sleeps that never wake
+        // early under a threaded producer: every commit took at least 100 ms. Flushing here
+        // (returning as the last acknowledgement arrives) leaves it nothing to wait for, and a
+        // failed delivery fails the commit before it is attempted.
+        self.flush(timeout)?;
         self.producer.commit_transaction(timeout)?;
         self.take_failures();
         self.producer.begin_transaction()?;

@@ -660,22 +660,8 @@ fn profiles(args: ProfilesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal without NO_COLOR: logs redirected to a file stay plain.
-        .with_ansi(hr_kafka::cli::color_on(&std::io::stderr()))
-        .with_filter(filter)
-        .with_filter(hr_kafka::cli::OncePerSecond::default());
-    tracing_subscriber::registry().with(layer).init();
-}
-
 fn main() -> ExitCode {
-    init_logging();
+    hr_kafka::cli::init_logging();
     let parsed = hr_kafka::cli::parse::<Cli>("pipeline");
     let cli = parsed.args;
     if let Some(Command::Config(args)) = &cli.command {

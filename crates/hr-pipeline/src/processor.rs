@@ -910,3 +910,47 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod offset_only_tests {
+    use super::*;
+    use hr_model::Validation;
+
+    /// A commit after records that changed no window (a dead letter, a late reading) still
+    /// moves the changelog's offset with the committed one.
+    #[test]
+    fn the_partition_record_follows_records_that_change_no_window() {
+        for restored in [
+            None,
+            Some(RestoredPartition {
+                next_offset: 5,
+                snapshot: None,
+                episodes: HashMap::new(),
+            }),
+        ] {
+            let mut p = Processor::new(ProcessorConfig::default()).unwrap();
+            p.assign(0, restored).unwrap();
+            let bad = Validation::default().parse(b"{not json");
+            let mut out = Emitted::default();
+            p.process(
+                InputRecord {
+                    partition: 0,
+                    offset: 5,
+                    timestamp_ms: None,
+                    parsed: &bad,
+                },
+                &mut out,
+            );
+            let log: BTreeMap<Vec<u8>, Vec<u8>> = p
+                .take_changelog(0, false)
+                .into_iter()
+                .filter_map(|r| r.value.map(|v| (r.key, v)))
+                .collect();
+            let back = changelog::decode(&log)
+                .unwrap()
+                .expect("a partition record");
+            assert_eq!(back.next_offset, 6);
+            assert_eq!(p.offsets()[&0], 6);
+        }
+    }
+}

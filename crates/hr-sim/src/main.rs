@@ -307,7 +307,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
-    init_logging();
+    hr_kafka::cli::init_logging();
     let args = hr_kafka::cli::parse::<Args>("sim").args;
     match real_main(args) {
         Ok(code) => code,
@@ -318,21 +318,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs on standard error, coloured only on a terminal without `NO_COLOR`; a message repeated
-/// for the same cause (librdkafka retrying a broker that is down) at most once a second.
-fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
-        .with_ansi(hr_kafka::cli::color_on(&io::stderr()))
-        .with_filter(filter)
-        .with_filter(hr_kafka::cli::OncePerSecond::default());
-    tracing_subscriber::registry().with(layer).init();
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

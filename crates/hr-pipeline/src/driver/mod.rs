@@ -337,7 +337,15 @@ impl Job<'_> {
             self.processor.finish(&mut self.emitted);
             self.send_outputs(None)?;
         }
-        self.commit(finished, seeks)?;
+        // The last commit must go through: exiting after an aborted one would report success
+        // for work that no reader can see (the next run would redo it, but say so now).
+        if !self.commit(finished, seeks)? {
+            bail!(
+                "the last commit was aborted; nothing since the previous commit is visible, and \
+                 the next run of group {} redoes it",
+                self.cfg.group
+            );
+        }
         self.synced.at = None;
         self.update_gauges(Instant::now());
         let c = self.processor.counters();
@@ -595,7 +603,8 @@ impl Job<'_> {
 
     /// Commits: flush outputs (at-least-once), changelog records, offsets, in one transaction;
     /// on a failure that is not fatal, abort and rewind to the last commit.
-    fn commit(&mut self, finished: bool, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+    /// Whether the commit went through (`false`: it was aborted and the work rewound).
+    fn commit(&mut self, finished: bool, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<bool> {
         let started = Instant::now();
         let timeout = Duration::from_secs(10);
         let result = self.try_commit(finished, timeout);
@@ -615,7 +624,7 @@ impl Job<'_> {
                         m.set_committed_offset(p, offset);
                     }
                 }
-                Ok(())
+                Ok(true)
             }
             Err(e) if e.is_fatal() => {
                 Err(anyhow::anyhow!(e).context("committing (a fatal error: the job cannot go on)"))
@@ -627,7 +636,8 @@ impl Job<'_> {
                 }
                 // Those alerts are redone, and timed again when they fire again.
                 self.unacked.clear();
-                self.recover(seeks)
+                self.recover(seeks)?;
+                Ok(false)
             }
         }
     }
@@ -659,9 +669,20 @@ impl Job<'_> {
 
     /// Aborts the open transaction and puts every owned partition back to its committed state.
     fn recover(&mut self, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
-        self.retry("aborting the transaction", |job| {
+        let aborted = self.retry("aborting the transaction", |job| {
             job.outputs.txn.abort(Duration::from_secs(10))
-        })?;
+        });
+        if let Err(e) = aborted {
+            // An abort retried after a broker outage can leave librdkafka's transaction state
+            // unusable; a new producer with the same id fences and ends the old transaction.
+            tracing::warn!(error = %format!("{e:#}"), "The abort failed; starting a new transactional producer.");
+            let renewed = self.retry("starting a new transactional producer", |job| {
+                job.outputs
+                    .renew_txn(job.cfg)
+                    .map_err(|e| KafkaError::State(format!("{e:#}")))
+            });
+            renewed?;
+        }
         self.outputs.aborted()?;
         let owned: Vec<(i32, Option<i64>)> = self
             .processor

@@ -24,6 +24,8 @@ pub(super) fn io_to_kafka(e: std::io::Error) -> KafkaError {
 
 /// The producers and the file the job writes to.
 pub(super) struct Outputs {
+    /// The transactional id, kept to start a fresh producer after one librdkafka gave up on.
+    pub(super) id: String,
     /// Transactional: the changelog and the offsets, and in exactly-once mode every output.
     pub(super) txn: Sink,
     /// At-least-once: alerts, dead letters and late records, outside the transaction.
@@ -51,21 +53,7 @@ impl Outputs {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
-        let mut txn_props = vec![
-            (
-                "message.max.bytes".to_owned(),
-                (CHANGELOG_MAX_BYTES + 1024).to_string(),
-            ),
-            // Long enough to ride out a short broker restart with the transaction open; short
-            // enough that a killed instance's open transaction stops holding read_committed
-            // readers back soon.
-            ("transaction.timeout.ms".to_owned(), "10000".to_owned()),
-            // librdkafka requires it no longer than the transaction timeout.
-            ("message.timeout.ms".to_owned(), "10000".to_owned()),
-        ];
-        txn_props.extend(cfg.overrides.iter().cloned());
-        let txn = Sink::transactional(&cfg.bootstrap, &txn_props, &id, Duration::from_secs(30))
-            .context("starting the transactional producer")?;
+        let txn = new_txn_sink(cfg, &id)?;
         let plain = match cfg.guarantee {
             Guarantee::ExactlyOnce => None,
             Guarantee::AtLeastOnce => {
@@ -89,12 +77,21 @@ impl Outputs {
             }
         };
         Ok(Self {
+            id,
             txn,
             plain,
             limit,
             file,
             replaced: 0,
         })
+    }
+
+    /// Replaces the transactional producer by a new one with the same id: `init_transactions`
+    /// fences and finishes whatever the old one left open, for when an abort cannot (librdkafka
+    /// reports an invalid state after an abort that timed out against a broker that was down).
+    pub(super) fn renew_txn(&mut self, cfg: &RunConfig) -> anyhow::Result<()> {
+        self.txn = new_txn_sink(cfg, &self.id)?;
+        Ok(())
     }
 
     pub(super) fn out(&mut self) -> &mut Sink {
@@ -323,4 +320,24 @@ pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
     }
     // librdkafka's own default cap on one message.
     Ok(limit.min(1_000_000).saturating_sub(BATCH_OVERHEAD))
+}
+
+/// A transactional producer for the job: its own id, so a restart never fences another live
+/// instance, and the timeouts that make an abandoned transaction stop blocking readers soon.
+pub(super) fn new_txn_sink(cfg: &RunConfig, id: &str) -> anyhow::Result<Sink> {
+    let mut txn_props = vec![
+        (
+            "message.max.bytes".to_owned(),
+            (CHANGELOG_MAX_BYTES + 1024).to_string(),
+        ),
+        // Long enough to ride out a short broker restart with the transaction open; short
+        // enough that a killed instance's open transaction stops holding read_committed
+        // readers back soon.
+        ("transaction.timeout.ms".to_owned(), "10000".to_owned()),
+        // librdkafka requires it no longer than the transaction timeout.
+        ("message.timeout.ms".to_owned(), "10000".to_owned()),
+    ];
+    txn_props.extend(cfg.overrides.iter().cloned());
+    Sink::transactional(&cfg.bootstrap, &txn_props, id, Duration::from_secs(30))
+        .context("starting the transactional producer")
 }
