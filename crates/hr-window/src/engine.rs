@@ -316,9 +316,7 @@ where
                     part,
                     partition,
                     timeout,
-                    scope,
-                    delay,
-                    &grid,
+                    &self.config,
                     &self.aggregator,
                     out,
                 );
@@ -729,20 +727,20 @@ fn fire_timers<K, A>(
 
 /// Reports keys that the partition has moved on from by more than `timeout` of event time; in key
 /// scope also closes their windows, since no other record would ever move that key's clock.
-#[allow(clippy::too_many_arguments)]
 fn detect_idle_keys<K, A>(
     part: &mut Partition<K, A::Acc>,
     partition: u32,
     timeout: i64,
-    scope: WatermarkScope,
-    delay: i64,
-    grid: &Grid,
+    config: &EngineConfig,
     aggregator: &A,
     out: &mut Vec<Emission<K, A::Acc>>,
 ) where
     K: Clone + Eq + Hash + Ord,
     A: Aggregator,
 {
+    let (scope, delay) = (config.scope, config.out_of_orderness_ms);
+    let (size, slide) = config.window.size_and_slide();
+    let grid = &Grid::new(size, slide, config.allowed_lateness_ms);
     // "More than the timeout": heard_at + timeout < max_seen.
     while part
         .idle_queue
