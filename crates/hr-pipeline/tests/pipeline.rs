@@ -73,6 +73,7 @@ struct Read {
     key: Option<Vec<u8>>,
     value: Vec<u8>,
     headers: BTreeMap<String, String>,
+    timestamp_ms: Option<i64>,
 }
 
 /// Every committed record of `topic` (all partitions) up to its current end, read as a
@@ -154,6 +155,7 @@ fn read_all_from(b: &str, topic: &str) -> Vec<Read> {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().unwrap_or_default().to_vec(),
             headers,
+            timestamp_ms: m.timestamp().to_millis(),
         });
     }
     out
@@ -211,6 +213,11 @@ fn seed_scenario_gives_exactly_the_expected_alerts() {
     assert_eq!(c.alerts, 3);
     assert_counters_add_up(&c);
 
+    // An alert's Kafka timestamp is its window's end, not when it was written.
+    for r in read_all(&t.cfg.alerts_topic) {
+        let a: Value = serde_json::from_slice(&r.value).unwrap();
+        assert_eq!(r.timestamp_ms, a["window_end"].as_i64());
+    }
     let got = alerts(&t.cfg);
     let expect = [
         ("p001", 75.0, 72, 78, "normal"),
