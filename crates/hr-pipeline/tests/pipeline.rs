@@ -23,7 +23,12 @@ struct Topics {
 }
 
 fn setup(partitions: i32, alerts_dir: Option<std::path::PathBuf>) -> Topics {
-    let b = bootstrap();
+    setup_on(&bootstrap(), partitions, alerts_dir)
+}
+
+/// A bounded job's config on broker `b` with topics of its own (the input with `partitions`).
+fn setup_on(b: &str, partitions: i32, alerts_dir: Option<std::path::PathBuf>) -> Topics {
+    let b = b.to_owned();
     let mut cfg = RunConfig::new(b.clone());
     cfg.group = unique_topic("hr-pipeline-test-group");
     cfg.input_topic = unique_topic("events");
@@ -35,7 +40,12 @@ fn setup(partitions: i32, alerts_dir: Option<std::path::PathBuf>) -> Topics {
     cfg.alerts_dir = alerts_dir;
     cfg.bounded = true;
     create_topic(&b, &cfg.input_topic, partitions);
-    for t in [&cfg.alerts_topic, &cfg.dlq_topic, &cfg.late_topic] {
+    for t in [
+        &cfg.alerts_topic,
+        &cfg.dlq_topic,
+        &cfg.late_topic,
+        &cfg.episodes_topic,
+    ] {
         create_topic(&b, t, 1);
     }
     Topics { cfg }
@@ -1055,25 +1065,7 @@ fn a_broker_restart_is_ridden_out() {
     };
     broker.script("up");
     let b = format!("localhost:{}", broker.port);
-    let mut cfg = RunConfig::new(b.clone());
-    cfg.group = unique_topic("restart-group");
-    cfg.input_topic = unique_topic("events");
-    cfg.alerts_topic = unique_topic("alerts");
-    cfg.dlq_topic = unique_topic("dlq");
-    cfg.late_topic = unique_topic("late");
-    cfg.episodes_topic = unique_topic("episodes");
-    cfg.profiles_topic = Some(unique_topic("profiles"));
-    cfg.alerts_dir = None;
-    cfg.bounded = true;
-    create_topic(&b, &cfg.input_topic, 3);
-    for t in [
-        &cfg.alerts_topic,
-        &cfg.dlq_topic,
-        &cfg.late_topic,
-        &cfg.episodes_topic,
-    ] {
-        create_topic(&b, t, 1);
-    }
+    let cfg = setup_on(&b, 3, None).cfg;
     produce_to(&b, &cfg.input_topic, &stream(0, 150));
     let mut job = binary(&cfg, &["--alerts-dir", "none"]).spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
