@@ -407,14 +407,15 @@ fn alert_set_of(b: &str, cfg: &RunConfig) -> BTreeMap<(String, i64, u64), Vec<u8
     set
 }
 
-fn baseline(cfg: &RunConfig) -> BTreeMap<(String, i64, u64), Vec<u8>> {
+/// Alerts by (patient, window start, revision).
+type AlertSet = BTreeMap<(String, i64, u64), Vec<u8>>;
+
+fn baseline(cfg: &RunConfig) -> AlertSet {
     baseline_with_episodes(cfg).0
 }
 
 /// An uninterrupted run over `cfg`'s input: its alerts, and its episode records sorted.
-fn baseline_with_episodes(
-    cfg: &RunConfig,
-) -> (BTreeMap<(String, i64, u64), Vec<u8>>, Vec<Vec<u8>>) {
+fn baseline_with_episodes(cfg: &RunConfig) -> (AlertSet, Vec<Vec<u8>>) {
     let mut base = cfg.clone();
     base.group = unique_topic("baseline-group");
     base.alerts_topic = unique_topic("baseline-alerts");
