@@ -101,7 +101,19 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
         bounded: false,
         overrides: cfg.overrides.clone(),
     })?;
-    let got = probe.topic_partitions(Duration::from_secs(30))?.len() as i32;
+    // A topic just created (by this instance or one starting beside it) may not be in the
+    // metadata yet: ask again for a while before calling it missing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        match probe.topic_partitions(Duration::from_secs(30)) {
+            Ok(ids) if !ids.is_empty() => break ids.len() as i32,
+            Ok(_) | Err(KafkaError::Topic { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(ids) => break ids.len() as i32,
+            Err(e) => return Err(e.into()),
+        }
+    };
     if got != partitions {
         bail!(
             "the changelog topic {topic} has {got} partitions but {} has {partitions}: state of \
