@@ -308,6 +308,15 @@ impl Source {
     pub fn seek(&self, partition: i32, offset: i64, timeout: Duration) -> Result<(), KafkaError> {
         self.consumer
             .seek(&self.topic, partition, Offset::Offset(offset), timeout)?;
+        // Bounded: records polled before the seek may have reached the end; the partition is
+        // done again only once the records after the seek do.
+        if self
+            .ends
+            .as_ref()
+            .is_some_and(|ends| ends.get(&partition).is_some_and(|e| offset < *e))
+        {
+            lock(&self.done).remove(&partition);
+        }
         Ok(())
     }
 

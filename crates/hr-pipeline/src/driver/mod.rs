@@ -61,6 +61,11 @@ use outputs::{Outputs, io_to_kafka, output_limit};
 use rebalance::{RevokeBarrier, lock};
 use topics::{apply_profiles, ensure_changelog, ensure_output_topics, follow_profiles};
 
+/// How long a restore waits for a changelog partition to catch up with the committed offset
+/// (a committed transaction's markers still on their way): a little over the transaction
+/// timeout, after which any open transaction is aborted by the broker.
+const CHANGELOG_CATCH_UP: Duration = Duration::from_secs(15);
+
 /// How outputs reach Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guarantee {
@@ -264,7 +269,9 @@ impl Job<'_> {
             std::thread::Builder::new()
                 .name("hr-read".into())
                 .spawn_scoped(scope, move || {
-                    let finished = || bounded && source.is_done();
+                    // A seek still to do means a partition goes back: not done yet.
+                    let finished =
+                        || bounded && source.is_done() && lock(seeks).is_empty();
                     while !(stop.load(Ordering::Relaxed) || finished()) {
                         let mut batch = spare.try_recv().unwrap_or_default();
                         batch.clear();
@@ -571,11 +578,36 @@ impl Job<'_> {
         committed: Option<i64>,
         seeks: &Mutex<Vec<(i32, i64)>>,
     ) -> anyhow::Result<()> {
-        let table = self.retry("reading the changelog", |job| {
-            job.reader.read(p, Duration::from_secs(60))
-        })?;
-        let restored = changelog::decode(&table.entries)
-            .with_context(|| format!("decoding the state of partition {p}"))?;
+        // Every commit writes a partition's offset and its changelog record in one transaction,
+        // so a changelog behind the committed offset is one whose transaction markers have not
+        // reached this changelog partition yet (the group's offsets become stable first):
+        // restoring it would redo work the committed transaction already published. Read again
+        // until it catches up, for as long as a transaction may take to finish.
+        let started = Instant::now();
+        let (table, restored) = loop {
+            let table = self.retry("reading the changelog", |job| {
+                job.reader.read(p, Duration::from_secs(60))
+            })?;
+            let restored = changelog::decode(&table.entries)
+                .with_context(|| format!("decoding the state of partition {p}"))?;
+            let behind = match (&restored, committed) {
+                (Some(r), Some(c)) => r.next_offset < c,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if !behind || started.elapsed() > CHANGELOG_CATCH_UP {
+                if behind {
+                    tracing::warn!(
+                        partition = p,
+                        committed = ?committed,
+                        changelog = ?restored.as_ref().map(|r| r.next_offset),
+                        "The changelog stays behind the committed offset; restoring it and reading on from its offset."
+                    );
+                }
+                break (table, restored);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let next = restored.as_ref().map(|r| r.next_offset);
         let keys = restored
             .as_ref()
