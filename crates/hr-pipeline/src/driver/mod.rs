@@ -44,7 +44,7 @@ use anyhow::{Context, bail};
 use hr_kafka::{
     Diversion, KafkaError, PartitionReader, RebalanceEvent, Source, SourceConfig, TableFollower,
 };
-use hr_model::{Event, ParseError, Validation};
+use hr_model::Validation;
 
 use crate::changelog;
 use crate::http::Health;
@@ -57,7 +57,7 @@ mod rebalance;
 mod topics;
 
 use batch::{Batch, BatchRecord, Item, Tally};
-use outputs::{Outputs, io_to_kafka, output_limit};
+use outputs::{Outputs, output_limit};
 use rebalance::{RevokeBarrier, lock};
 use topics::{apply_profiles, ensure_changelog, ensure_output_topics, follow_profiles};
 
@@ -412,7 +412,7 @@ impl Job<'_> {
                         self.dirty = true;
                     }
                     tally.count(&verdict, self.cfg.metrics.as_ref());
-                    self.divert(batch, rec, parsed, verdict)?;
+                    self.divert(batch, rec, verdict)?;
                     self.send_outputs(Some((rec.partition, rec.offset)))?;
                 }
             }
@@ -423,14 +423,7 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn divert(
-        &mut self,
-        batch: &Batch,
-        rec: &BatchRecord,
-        parsed: &Result<Event, ParseError>,
-        verdict: Verdict,
-    ) -> anyhow::Result<()> {
-        let _ = parsed;
+    fn divert(&mut self, batch: &Batch, rec: &BatchRecord, verdict: Verdict) -> anyhow::Result<()> {
         let (topic, code, message, lateness) = match verdict {
             Verdict::Windowed | Verdict::Skipped => return Ok(()),
             Verdict::DeadLetter { code, message } => (&self.cfg.dlq_topic, code, message, None),
@@ -639,6 +632,11 @@ impl Job<'_> {
     fn commit(&mut self, finished: bool, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<bool> {
         let started = Instant::now();
         let timeout = Duration::from_secs(10);
+        // The alert file first, and its failure ends the job: a full or broken disk is not
+        // something an abort and a retry can mend.
+        self.outputs
+            .prepare_file()
+            .context("writing the alerts file before a commit")?;
         let result = self.try_commit(finished, timeout);
         match result {
             Ok(()) => {
@@ -694,7 +692,6 @@ impl Job<'_> {
         if let Some(m) = &self.cfg.metrics {
             m.add_changelog_bytes(bytes as u64);
         }
-        self.outputs.prepare_file().map_err(io_to_kafka)?;
         let offsets = self.processor.offsets();
         self.outputs.txn.commit(self.source, &offsets, timeout)
     }

@@ -18,10 +18,6 @@ pub(super) const BATCH_OVERHEAD: usize = 512;
 /// Largest changelog record: a patient's state holds its id, which may be long.
 pub(super) const CHANGELOG_MAX_BYTES: usize = 64 * 1024 * 1024;
 
-pub(super) fn io_to_kafka(e: std::io::Error) -> KafkaError {
-    KafkaError::State(format!("alerts file: {e}"))
-}
-
 /// The producers and the file the job writes to.
 pub(super) struct Outputs {
     /// The transactional id, kept to start a fresh producer after one librdkafka gave up on.
