@@ -111,7 +111,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "Topics for this run: $run-*."
-"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --partitions 4 --input-topic "$input" \
+"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --partitions 4 --retention forever --input-topic "$input" \
   --alerts-topic "$run-default-alerts" --episodes-topic "$run-default-episodes" \
   --dlq-topic "$run-default-dlq" --late-topic "$run-default-late" --profiles-topic none >/dev/null
 
@@ -131,6 +131,11 @@ score_run() {
   shift 5
   say "Pipeline ($name): ${*:-the defaults}."
   local started=$SECONDS
+  # Outputs carry 2025 window ends as Kafka timestamps: kept forever, or the broker's retention
+  # check deletes them before they are scored.
+  "$bin/hr-pipeline" topics --bootstrap "$bootstrap" --partitions 4 --retention forever \
+    --input-topic "$input" --alerts-topic "$run-$name-alerts" --episodes-topic "$run-$name-episodes" \
+    --dlq-topic "$run-$name-dlq" --late-topic "$run-$name-late" --profiles-topic none >/dev/null
   RUST_LOG=${RUST_LOG:-warn} "$bin/hr-pipeline" run --bounded --bootstrap "$bootstrap" \
     --group "$run-$name" --input-topic "$input" --alerts-topic "$run-$name-alerts" \
     --episodes-topic "$run-$name-episodes" --dlq-topic "$run-$name-dlq" \
@@ -161,7 +166,7 @@ score_run tuned "$input" "$dir/truth.json" 10s 3s "${tuned[@]}" || failed=1
 # Time to alarm on abrupt steps (IEC 60601-2-27 asks for an alarm within 11 s of an 80 -> 120 bpm
 # step): the same monitors, episodes with no onset ramp, scored with the tuned configuration.
 # Target: every rate-episode delay at most 11 s + the 3 s out-of-orderness bound.
-"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --partitions 4 --input-topic "$run-steps" \
+"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --partitions 4 --retention forever --input-topic "$run-steps" \
   --alerts-topic "$run-steps-alerts" --episodes-topic "$run-steps-episodes" \
   --dlq-topic "$run-steps-dlq" --late-topic "$run-steps-late" --profiles-topic none >/dev/null
 say "Monitors for the step check: $patients patients, 30 min, episodes that start at full rate."

@@ -209,11 +209,19 @@ pub fn unique_topic(prefix: &str) -> String {
 /// Creates `topic` with `partitions` partitions on the broker at `bootstrap` (blocking; fine to call
 /// from sync or async tests).
 ///
+/// The topic keeps its records forever (`retention.ms=-1`): tests replay readings from fixed past
+/// dates, and records stamped with their event time (alerts carry their window end) would
+/// otherwise be deleted by the broker's next retention check, a few minutes at most, under
+/// whichever test is reading them.
+///
 /// # Panics
 /// Panics when the topic cannot be created.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let cfg = client_config(bootstrap, &[]);
-    let spec = [TopicSpec::new(topic, partitions)];
+    let spec = [TopicSpec {
+        configs: vec![("retention.ms".into(), "-1".into())],
+        ..TopicSpec::new(topic, partitions)
+    }];
     let run = async { ensure_topics(&cfg, &spec, Duration::from_secs(30)).await };
     let result = match tokio::runtime::Handle::try_current() {
         Ok(_) => std::thread::scope(|s| s.spawn(|| block_on(run)).join().expect("admin thread")),

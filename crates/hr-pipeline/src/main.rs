@@ -138,6 +138,24 @@ struct TopicsArgs {
     /// and its group's changelog).
     #[arg(long, value_name = "TOPIC")]
     delete: Vec<String>,
+    /// `retention.ms` of the topics created: a duration, or `forever`; the broker's default
+    /// (7 days unless configured) if not given. Alerts and episodes carry their window end as
+    /// Kafka timestamp and retention counts from it, so a replay of readings older than the
+    /// retention loses its outputs at the broker's next retention check: replays of old data
+    /// want `forever` (or a retention longer than their age).
+    #[arg(long, value_parser = parse_retention, value_name = "DURATION|forever")]
+    retention: Option<Retention>,
+}
+
+/// A topic's `retention.ms`: a duration, or `forever` (-1).
+#[derive(Debug, Clone, Copy)]
+struct Retention(i64);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s == "forever" {
+        return Ok(Retention(-1));
+    }
+    parse_duration(s).map(|d| Retention(ms(d)))
 }
 
 #[derive(Debug, Args)]
@@ -526,7 +544,14 @@ async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
         &args.topics.episodes_topic,
     ]
     .into_iter()
-    .map(|t| TopicSpec::new(t.as_str(), args.partitions))
+    .map(|t| TopicSpec {
+        configs: args
+            .retention
+            .map(|r| ("retention.ms".to_owned(), r.0.to_string()))
+            .into_iter()
+            .collect(),
+        ..TopicSpec::new(t.as_str(), args.partitions)
+    })
     .collect();
     if args.topics.profiles_topic != "none" {
         specs.push(TopicSpec {

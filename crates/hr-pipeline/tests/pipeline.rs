@@ -978,6 +978,63 @@ fn a_profile_set_with_the_cli_changes_one_patients_alerts() {
     assert!(String::from_utf8_lossy(&get.stdout).contains("no profile"));
 }
 
+/// `topics --retention forever` makes outputs that keep old-dated alerts (a replay of 2025
+/// readings); without it the broker's default applies.
+#[test]
+fn topics_take_a_retention_for_replays_of_old_data() {
+    let b = bootstrap();
+    let names = |tag: &str| -> Vec<String> {
+        ["in", "alerts", "dlq", "late", "episodes"]
+            .iter()
+            .map(|w| unique_topic(&format!("retention-{tag}-{w}")))
+            .collect()
+    };
+    let create = |names: &[String], extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hr-pipeline"))
+            .args(["topics", "--bootstrap", &b, "--partitions", "1"])
+            .args(["--input-topic", &names[0], "--alerts-topic", &names[1]])
+            .args(["--dlq-topic", &names[2], "--late-topic", &names[3]])
+            .args(["--episodes-topic", &names[4], "--profiles-topic", "none"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let retention = |topic: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(hr_kafka::topic_config(
+            &client_config(&b, &[]),
+            topic,
+            "retention.ms",
+            Duration::from_secs(30),
+        ))
+        .unwrap()
+    };
+    let kept = names("forever");
+    create(&kept, &["--retention", "forever"]);
+    for t in &kept {
+        assert_eq!(retention(t).as_deref(), Some("-1"), "{t}");
+    }
+    let week = names("week");
+    create(&week, &["--retention", "14d"]);
+    assert_eq!(retention(&week[1]).as_deref(), Some("1209600000"));
+    let plain = names("default");
+    create(&plain, &[]);
+    let default = retention(&plain[1]);
+    assert!(
+        default.is_some() && default.as_deref() != Some("-1"),
+        "the broker's default: {default:?}"
+    );
+}
+
 /// A wrong address is one line naming it, quickly, and exit 1; not a 30 s timeout.
 #[test]
 fn an_unreachable_broker_is_reported_at_once_by_one_shot_commands() {
