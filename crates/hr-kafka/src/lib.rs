@@ -43,6 +43,6 @@ pub use error::KafkaError;
 pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, probe};
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
-pub use sink::{AlertFile, DeliveryLog, Diversion, Sink, StagedAlertFile};
+pub use sink::{AlertFile, Delivered, DeliveryLog, Diversion, Sink, StagedAlertFile};
 pub use source::{Polled, RebalanceEvent, RebalanceLog, Record, RevokeHook, Source, SourceConfig};
 pub use table::{PartitionReader, PartitionTable, TableFollower, TableUpdate, read_table};

@@ -12,11 +12,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
@@ -25,12 +25,63 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::{KafkaError, Source, client_config};
 
-/// Counts delivery reports so a flush can say whether everything arrived.
+/// Counts delivery reports so a flush can say whether everything arrived, and keeps the
+/// sequence numbers of the records still without an answer so a [`Delivered`] handle can wait
+/// for the records queued before a point, whatever was queued after it.
 #[derive(Default)]
 pub struct DeliveryLog {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    outstanding: Mutex<BTreeSet<u64>>,
+}
+
+impl DeliveryLog {
+    fn outstanding(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.outstanding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take_failures(&self) -> Option<(u64, String)> {
+        let failed = self.failed.swap(0, Ordering::Relaxed);
+        let first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        (failed > 0).then_some((failed, first))
+    }
+}
+
+/// A handle on a [`Sink`]'s delivery reports that another thread can wait on (see
+/// [`Sink::mark`]).
+#[derive(Clone)]
+pub struct Delivered(Arc<DeliveryLog>);
+
+impl Delivered {
+    /// Waits up to `timeout` until every record queued before `mark` has an answer.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the wait times out; [`KafkaError::Delivery`] when any record
+    /// of the sink failed for good since the last flush or wait (the failure is taken: the
+    /// next wait does not report it again).
+    pub fn wait(&self, mark: u64, timeout: Duration) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        while self.0.outstanding().first().is_some_and(|&s| s < mark) {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::Client(RdError::Flush(
+                    RDKafkaErrorCode::OperationTimedOut,
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        if let Some((failed, first)) = self.0.take_failures() {
+            return Err(KafkaError::Delivery { failed, first });
+        }
+        Ok(())
+    }
 }
 
 impl ClientContext for DeliveryLog {
@@ -45,9 +96,11 @@ impl ClientContext for DeliveryLog {
 }
 
 impl ProducerContext for DeliveryLog {
-    type DeliveryOpaque = ();
+    /// The record's sequence number in its sink.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        self.outstanding().remove(&(seq as u64));
         match result {
             Ok(_) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
@@ -187,15 +240,7 @@ impl Sink {
     }
 
     fn take_failures(&self) -> Option<(u64, String)> {
-        let ctx = self.producer.context();
-        let failed = ctx.failed.swap(0, Ordering::Relaxed);
-        let first = ctx
-            .first_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-            .unwrap_or_default();
-        (failed > 0).then_some((failed, first))
+        self.producer.context().take_failures()
     }
 
     /// Queues a record to `topic`, to `partition` if given (else by key), with `value` `None`
@@ -226,7 +271,19 @@ impl Sink {
     }
 
     /// Queues one record, waiting while librdkafka's queue is full.
-    fn send(&mut self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
+    fn send(&mut self, r: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
+        let seq = self.sent;
+        let mut record = BaseRecord {
+            topic: r.topic,
+            partition: r.partition,
+            payload: r.payload,
+            key: r.key,
+            timestamp: r.timestamp,
+            headers: r.headers,
+            delivery_opaque: seq as usize,
+        };
+        let log = self.producer.context();
+        log.outstanding().insert(seq);
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
@@ -237,9 +294,24 @@ impl Sink {
                     record = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((e, _)) => return Err(e.into()),
+                Err((e, _)) => {
+                    log.outstanding().remove(&seq);
+                    return Err(e.into());
+                }
             }
         }
+    }
+
+    /// A point in this sink's stream of records: [`Delivered::wait`] with it returns once every
+    /// record queued before now has an answer, while records queued later may still be on
+    /// their way (a flush would wait for those too).
+    pub fn mark(&self) -> u64 {
+        self.sent
+    }
+
+    /// A handle for waiting on this sink's deliveries from another thread.
+    pub fn delivered(&self) -> Delivered {
+        Delivered(Arc::clone(self.producer.context()))
     }
 
     /// Queues an alert: key `patient_id`, value the alert's JSON.

@@ -52,6 +52,7 @@ use crate::metrics::{CommitResult, Metrics};
 use crate::processor::{Emitted, InputRecord, Processor, ProcessorConfig, RunCounters, Verdict};
 
 mod batch;
+mod committer;
 mod outputs;
 mod rebalance;
 mod topics;
@@ -65,6 +66,9 @@ use topics::{apply_profiles, ensure_changelog, ensure_output_topics, follow_prof
 /// (a committed transaction's markers still on their way): a little over the transaction
 /// timeout, after which any open transaction is aborted by the broker.
 const CHANGELOG_CATCH_UP: Duration = Duration::from_secs(15);
+
+/// How long a transaction's own steps (offsets, commit, abort) may take.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How outputs reach Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +213,9 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
         unacked: Vec::new(),
         synced: Synced::default(),
         lag: 0,
+        committer: None,
+        replies: None,
+        in_flight: None,
     };
     let result = job.run(stop, &barrier);
     // The rebalance callback must never wait for a job that has ended.
@@ -240,6 +247,28 @@ struct Job<'a> {
     synced: Synced,
     /// Records behind the ends of the owned partitions, as of the last gauge update.
     lag: i64,
+    /// At-least-once: where commits go to be done off this thread, and their answers.
+    committer: Option<mpsc::Sender<committer::Work>>,
+    replies: Option<mpsc::Receiver<committer::Done>>,
+    /// The commit on the committer thread, not yet answered.
+    in_flight: Option<InFlight>,
+}
+
+/// A commit handed to the committer thread.
+struct InFlight {
+    started: Instant,
+    /// When each alert it covers was fired.
+    unacked: Vec<Instant>,
+    offsets: BTreeMap<i32, i64>,
+}
+
+/// Sets its flag when dropped: the committer thread stops on every way out of the job loop.
+struct Closing<'a>(&'a AtomicBool);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What [`Job::update_gauges`] last handed to the metrics.
@@ -263,7 +292,10 @@ impl Job<'_> {
         // Seeks for the reader thread to perform between polls.
         let seeks = Mutex::new(Vec::new());
         let seeks = &seeks;
+        let closing = AtomicBool::new(false);
+        let closing = &closing;
         let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
+            let _closing = Closing(closing);
             let (to_job, from_reader) = mpsc::sync_channel::<Result<Batch, KafkaError>>(2);
             let (recycle, spare) = mpsc::channel::<Batch>();
             std::thread::Builder::new()
@@ -290,10 +322,29 @@ impl Job<'_> {
                         }
                     }
                 })?;
+            if let Some((_, delivered)) = self.outputs.plain_mark() {
+                let (work, to_committer) = mpsc::channel();
+                let (done, replies) = mpsc::channel();
+                let committer = committer::Committer {
+                    source,
+                    delivered,
+                    changelog_topic: self.cfg.changelog_topic(),
+                    delivery_timeout: self.cfg.broker_timeout,
+                    commit_timeout: COMMIT_TIMEOUT,
+                };
+                std::thread::Builder::new()
+                    .name("hr-commit".into())
+                    .spawn_scoped(scope, move || {
+                        committer.serve(&to_committer, &done, closing);
+                    })?;
+                self.committer = Some(work);
+                self.replies = Some(replies);
+            }
             loop {
                 if let Some(h) = &self.cfg.health {
                     h.beat();
                 }
+                self.settle(false, seeks)?;
                 if let Some(ps) = barrier.pending() {
                     self.on_revoke(&ps, seeks)?;
                     barrier.release();
@@ -321,9 +372,16 @@ impl Job<'_> {
                     self.watch_broker(now)?;
                     self.update_gauges(now);
                 }
-                if now.duration_since(last_commit) >= self.cfg.commit_interval && self.dirty {
+                if now.duration_since(last_commit) >= self.cfg.commit_interval
+                    && self.dirty
+                    && self.in_flight.is_none()
+                {
                     last_commit = now;
-                    self.commit(false, seeks)?;
+                    if self.committer.is_some() {
+                        self.commit_off_thread()?;
+                    } else {
+                        self.commit(false, seeks)?;
+                    }
                 }
                 if now.duration_since(last_log) >= self.cfg.log_every {
                     let c = self.processor.counters();
@@ -336,6 +394,10 @@ impl Job<'_> {
                     log_counters(&c, self.outputs.replaced, rate, self.lag, "Progress.");
                 }
             }
+            // The last commit is done here, on this thread, once the one in flight is answered.
+            self.settle(true, seeks)?;
+            self.committer = None;
+            self.replies = None;
             Ok(())
         });
         outcome?;
@@ -517,6 +579,7 @@ impl Job<'_> {
 
     /// Commits what was processed before `ps` are revoked, then drops them.
     fn on_revoke(&mut self, ps: &[i32], seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        self.settle(true, seeks)?;
         let owned: Vec<i32> = ps
             .iter()
             .copied()
@@ -631,26 +694,117 @@ impl Job<'_> {
     /// Whether the commit went through (`false`: it was aborted and the work rewound).
     fn commit(&mut self, finished: bool, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<bool> {
         let started = Instant::now();
-        let timeout = Duration::from_secs(10);
         // The alert file first, and its failure ends the job: a full or broken disk is not
         // something an abort and a retry can mend.
         self.outputs
             .prepare_file()
             .context("writing the alerts file before a commit")?;
-        let result = self.try_commit(finished, timeout);
+        let result = self.try_commit(finished, COMMIT_TIMEOUT);
+        if result.is_ok() {
+            self.dirty = false;
+        }
+        let unacked = std::mem::take(&mut self.unacked);
+        let offsets = self.processor.offsets();
+        self.committed(result, started, unacked, &offsets, seeks)
+    }
+
+    /// At-least-once: cuts a commit (the changed keys, the offsets, a mark in the outputs) and
+    /// hands it to the committer thread; [`Self::settle`] takes its answer.
+    fn commit_off_thread(&mut self) -> anyhow::Result<()> {
+        let (Some(to), Some((mark, _))) = (&self.committer, self.outputs.plain_mark()) else {
+            bail!("no committer thread");
+        };
+        let started = Instant::now();
+        self.outputs
+            .prepare_file()
+            .context("writing the alerts file before a commit")?;
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let partitions: Vec<i32> = self.processor.partitions().collect();
+        for p in partitions {
+            for rec in self.processor.take_changelog(p, false) {
+                bytes += rec.key.len() + rec.value.as_ref().map_or(0, Vec::len);
+                records.push((p, rec));
+            }
+        }
+        if let Some(m) = &self.cfg.metrics {
+            m.add_changelog_bytes(bytes as u64);
+        }
+        let offsets = self.processor.offsets();
+        let txn = self.outputs.lend_txn();
+        let work = committer::Work {
+            txn,
+            mark,
+            records,
+            offsets: offsets.clone(),
+        };
+        if to.send(work).is_err() {
+            bail!("the committer thread has ended");
+        }
+        self.in_flight = Some(InFlight {
+            started,
+            unacked: std::mem::take(&mut self.unacked),
+            offsets,
+        });
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Takes the answer of the commit in flight, if any: waiting for it when `block`, else
+    /// only if it is there. A failed one rewinds as a failed commit on this thread does.
+    fn settle(&mut self, block: bool, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+        let Some(replies) = &self.replies else {
+            return Ok(());
+        };
+        if self.in_flight.is_none() {
+            return Ok(());
+        }
+        let done = if block {
+            replies.recv().ok()
+        } else {
+            match replies.try_recv() {
+                Ok(d) => Some(d),
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        };
+        let Some(done) = done else {
+            bail!("the committer thread ended with a commit in flight");
+        };
+        let flight = self.in_flight.take().expect("checked above");
+        self.outputs.give_back(done.txn);
+        self.committed(
+            done.result,
+            flight.started,
+            flight.unacked,
+            &flight.offsets,
+            seeks,
+        )?;
+        Ok(())
+    }
+
+    /// What follows a commit, on whichever thread it was done: the alert files, metrics and
+    /// the broker's state on success; on a failure that is not fatal, abort and rewind.
+    fn committed(
+        &mut self,
+        result: Result<(), KafkaError>,
+        started: Instant,
+        unacked: Vec<Instant>,
+        offsets: &BTreeMap<i32, i64>,
+        seeks: &Mutex<Vec<(i32, i64)>>,
+    ) -> anyhow::Result<bool> {
         match result {
             Ok(()) => {
-                self.dirty = false;
                 self.outputs.committed()?;
                 self.broker_up();
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "Committed.");
                 if let Some(m) = &self.cfg.metrics {
                     let now = Instant::now();
                     m.observe_commit(CommitResult::Ok, now.duration_since(started));
-                    for fired in self.unacked.drain(..) {
+                    for fired in unacked {
                         m.observe_alert_latency(now.duration_since(fired));
                     }
-                    for (p, offset) in self.processor.offsets() {
+                    for (&p, &offset) in offsets {
                         m.set_committed_offset(p, offset);
                     }
                 }
@@ -680,7 +834,7 @@ impl Job<'_> {
         for p in partitions {
             for rec in self.processor.take_changelog(p, finished) {
                 bytes += rec.key.len() + rec.value.as_ref().map_or(0, Vec::len);
-                self.outputs.txn.send_record(
+                self.outputs.txn().send_record(
                     &topic,
                     Some(p),
                     &rec.key,
@@ -693,13 +847,13 @@ impl Job<'_> {
             m.add_changelog_bytes(bytes as u64);
         }
         let offsets = self.processor.offsets();
-        self.outputs.txn.commit(self.source, &offsets, timeout)
+        self.outputs.txn().commit(self.source, &offsets, timeout)
     }
 
     /// Aborts the open transaction and puts every owned partition back to its committed state.
     fn recover(&mut self, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
         let aborted = self.retry("aborting the transaction", |job| {
-            job.outputs.txn.abort(Duration::from_secs(10))
+            job.outputs.txn().abort(Duration::from_secs(10))
         });
         if let Err(e) = aborted {
             // An abort retried after a broker outage can leave librdkafka's transaction state

@@ -23,7 +23,8 @@ pub(super) struct Outputs {
     /// The transactional id, kept to start a fresh producer after one librdkafka gave up on.
     pub(super) id: String,
     /// Transactional: the changelog and the offsets, and in exactly-once mode every output.
-    pub(super) txn: Sink,
+    /// `None` while an at-least-once commit has it on the committer thread.
+    txn: Option<Sink>,
     /// At-least-once: alerts, dead letters and late records, outside the transaction.
     pub(super) plain: Option<Sink>,
     /// Largest output record (key, value and headers) the output topics accept.
@@ -74,7 +75,7 @@ impl Outputs {
         };
         Ok(Self {
             id,
-            txn,
+            txn: Some(txn),
             plain,
             limit,
             file,
@@ -86,12 +87,43 @@ impl Outputs {
     /// fences and finishes whatever the old one left open, for when an abort cannot (librdkafka
     /// reports an invalid state after an abort that timed out against a broker that was down).
     pub(super) fn renew_txn(&mut self, cfg: &RunConfig) -> anyhow::Result<()> {
-        self.txn = new_txn_sink(cfg, &self.id)?;
+        self.txn = Some(new_txn_sink(cfg, &self.id)?);
         Ok(())
     }
 
+    /// The transactional producer.
+    ///
+    /// # Panics
+    /// While a commit has it on the committer thread: the job settles that commit first.
+    pub(super) fn txn(&mut self) -> &mut Sink {
+        self.txn
+            .as_mut()
+            .expect("the transactional producer is back from the committer")
+    }
+
+    /// Hands the transactional producer to the committer thread, until [`Self::give_back`].
+    pub(super) fn lend_txn(&mut self) -> Sink {
+        self.txn
+            .take()
+            .expect("one commit on the committer thread at a time")
+    }
+
+    pub(super) fn give_back(&mut self, txn: Sink) {
+        self.txn = Some(txn);
+    }
+
+    /// At-least-once: a mark in the outputs' stream and the handle to wait on it (see
+    /// [`Sink::mark`]).
+    pub(super) fn plain_mark(&self) -> Option<(u64, hr_kafka::Delivered)> {
+        self.plain.as_ref().map(|p| (p.mark(), p.delivered()))
+    }
+
     pub(super) fn out(&mut self) -> &mut Sink {
-        self.plain.as_mut().unwrap_or(&mut self.txn)
+        match (self.plain.as_mut(), self.txn.as_mut()) {
+            (Some(p), _) => p,
+            (None, Some(t)) => t,
+            (None, None) => unreachable!("exactly-once never lends its producer"),
+        }
     }
 
     pub(super) fn alert(
