@@ -129,6 +129,19 @@ fn table_keeps_the_last_value_per_key_and_honours_deletes() {
     );
 }
 
+/// 4 MB of pseudo-random hex: the producer takes it, the broker's 1 MB limit refuses it, and
+/// lz4 cannot shrink it under that.
+fn too_big_for_the_broker() -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let big: String = (0..4_000_000)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            char::from_digit(((x >> 60) & 0xf) as u32, 16).unwrap()
+        })
+        .collect();
+    big
+}
+
 #[test]
 fn sink_flush_reports_failed_deliveries() {
     let mut sink = Sink::new(
@@ -145,20 +158,56 @@ fn sink_flush_reports_failed_deliveries() {
     sink.flush(Duration::from_secs(30)).unwrap();
     assert_eq!(sink.progress(), (1, 1));
     // The producer accepts it but the broker's 1 MB record limit refuses it: the flush must say so.
-    // Pseudo-random hex, so lz4 cannot shrink it under the limit.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let big: String = (0..4_000_000)
-        .map(|_| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            char::from_digit(((x >> 60) & 0xf) as u32, 16).unwrap()
-        })
-        .collect();
+    let big = too_big_for_the_broker();
     sink.send_alert(&topic, "p001", &big).unwrap();
     let err = sink.flush(Duration::from_secs(30)).unwrap_err();
     assert!(
         matches!(err, hr_kafka::KafkaError::Delivery { failed: 1, .. }),
         "{err}"
     );
+}
+
+/// `Delivered::wait` on another thread returns once the records queued before the mark have
+/// answers, and reports a failed one.
+#[test]
+fn delivered_wait_covers_the_records_before_the_mark() {
+    let mut sink = Sink::new(
+        &bootstrap(),
+        &[
+            ("message.timeout.ms".into(), "5000".into()),
+            ("message.max.bytes".into(), "10000000".into()),
+        ],
+    )
+    .unwrap();
+    let topic = unique_topic("sink-mark");
+    create_topic(&bootstrap(), &topic, 3);
+    for i in 0..200 {
+        sink.send_alert(&topic, &format!("p{i}"), "{}").unwrap();
+    }
+    let mark = sink.mark();
+    assert_eq!(mark, 200);
+    let delivered = sink.delivered();
+    std::thread::spawn(move || delivered.wait(mark, Duration::from_secs(30)))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(sink.progress().1 >= 200, "{:?}", sink.progress());
+    // A record the broker refuses.
+    let big = too_big_for_the_broker();
+    sink.send_alert(&topic, "p001", &big).unwrap();
+    let err = sink
+        .delivered()
+        .wait(sink.mark(), Duration::from_secs(30))
+        .unwrap_err();
+    assert!(
+        matches!(err, hr_kafka::KafkaError::Delivery { failed: 1, .. }),
+        "{err}"
+    );
+    // Reported once: the next wait is clean.
+    sink.send_alert(&topic, "p002", "{}").unwrap();
+    sink.delivered()
+        .wait(sink.mark(), Duration::from_secs(30))
+        .unwrap();
 }
 
 #[test]

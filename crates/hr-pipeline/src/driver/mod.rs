@@ -7,8 +7,10 @@
 //! changelog records of what changed, the consumed offsets and, with
 //! [`Guarantee::ExactlyOnce`], every alert, dead letter and late record produced since the
 //! previous commit. With [`Guarantee::AtLeastOnce`] those outputs go through a separate
-//! idempotent producer, flushed before the transaction commits: they are visible at once, and a
-//! failure may repeat them (byte-identical in key and partition scope), never lose them.
+//! idempotent producer: they are visible at once, and a failure may repeat them
+//! (byte-identical in key and partition scope), never lose them. Its commits run on a committer
+//! thread, which commits the offsets only once every output queued before the commit was cut
+//! is acknowledged, while the job reads on.
 //!
 //! In both modes state and offsets commit together, and the group coordinator refuses the
 //! offsets of a member that has lost its partitions: an instance paused past its session
