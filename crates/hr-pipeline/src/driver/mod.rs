@@ -713,25 +713,15 @@ impl Job<'_> {
     /// At-least-once: cuts a commit (the changed keys, the offsets, a mark in the outputs) and
     /// hands it to the committer thread; [`Self::settle`] takes its answer.
     fn commit_off_thread(&mut self) -> anyhow::Result<()> {
-        let (Some(to), Some((mark, _))) = (&self.committer, self.outputs.plain_mark()) else {
+        let (Some(to), Some((mark, _))) = (self.committer.clone(), self.outputs.plain_mark())
+        else {
             bail!("no committer thread");
         };
         let started = Instant::now();
         self.outputs
             .prepare_file()
             .context("writing the alerts file before a commit")?;
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        let partitions: Vec<i32> = self.processor.partitions().collect();
-        for p in partitions {
-            for rec in self.processor.take_changelog(p, false) {
-                bytes += rec.key.len() + rec.value.as_ref().map_or(0, Vec::len);
-                records.push((p, rec));
-            }
-        }
-        if let Some(m) = &self.cfg.metrics {
-            m.add_changelog_bytes(bytes as u64);
-        }
+        let records = self.take_changelog(false);
         let offsets = self.processor.offsets();
         let txn = self.outputs.lend_txn();
         let work = committer::Work {
@@ -828,25 +818,34 @@ impl Job<'_> {
         }
     }
 
-    fn try_commit(&mut self, finished: bool, timeout: Duration) -> Result<(), KafkaError> {
-        self.outputs.flush_outputs(self.cfg.broker_timeout)?;
-        let topic = self.cfg.changelog_topic();
-        let partitions: Vec<i32> = self.processor.partitions().collect();
+    /// Every owned partition's changelog records since the last commit, counted in the metrics.
+    fn take_changelog(&mut self, finished: bool) -> Vec<(i32, changelog::ChangelogRecord)> {
+        let mut records = Vec::new();
         let mut bytes = 0usize;
+        let partitions: Vec<i32> = self.processor.partitions().collect();
         for p in partitions {
             for rec in self.processor.take_changelog(p, finished) {
                 bytes += rec.key.len() + rec.value.as_ref().map_or(0, Vec::len);
-                self.outputs.txn().send_record(
-                    &topic,
-                    Some(p),
-                    &rec.key,
-                    rec.value.as_deref(),
-                    None,
-                )?;
+                records.push((p, rec));
             }
         }
         if let Some(m) = &self.cfg.metrics {
             m.add_changelog_bytes(bytes as u64);
+        }
+        records
+    }
+
+    fn try_commit(&mut self, finished: bool, timeout: Duration) -> Result<(), KafkaError> {
+        self.outputs.flush_outputs(self.cfg.broker_timeout)?;
+        let topic = self.cfg.changelog_topic();
+        for (p, rec) in self.take_changelog(finished) {
+            self.outputs.txn().send_record(
+                &topic,
+                Some(p),
+                &rec.key,
+                rec.value.as_deref(),
+                None,
+            )?;
         }
         let offsets = self.processor.offsets();
         self.outputs.txn().commit(self.source, &offsets, timeout)
