@@ -9,27 +9,61 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::KafkaError;
 
-/// A topic to ensure: name and partition count (replication factor 1 unless set).
+/// How the topics a program creates are replicated. The default takes the cluster's own
+/// `default.replication.factor` and `min.insync.replicas` (the Admin API's "broker default", as
+/// Kafka Streams does), so a topic made on a 3-broker cluster gets its 3 replicas without a flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replication {
+    /// Replicas per partition; `None`: the cluster's default.
+    pub factor: Option<i32>,
+    /// `min.insync.replicas` set on created topics; `None`: the cluster's default.
+    pub min_insync: Option<i32>,
+}
+
+/// A topic to ensure: name, partition count, replication and configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
     /// Topic name.
     pub name: String,
     /// Number of partitions.
     pub partitions: i32,
-    /// Replication factor.
-    pub replication: i32,
+    /// Replication factor; `None` takes the cluster's `default.replication.factor`.
+    pub replication: Option<i32>,
     /// Topic configs, e.g. `("cleanup.policy", "compact")`.
     pub configs: Vec<(String, String)>,
 }
 
 impl TopicSpec {
-    /// A topic with `partitions` partitions, replication factor 1 and broker-default configs.
+    /// A topic with `partitions` partitions and the cluster's default replication and configs.
     pub fn new(name: impl Into<String>, partitions: i32) -> Self {
         Self {
             name: name.into(),
             partitions,
-            replication: 1,
+            replication: None,
             configs: Vec::new(),
+        }
+    }
+
+    /// A compacted topic (`cleanup.policy=compact`): one value per key, kept forever.
+    pub fn compacted(name: impl Into<String>, partitions: i32) -> Self {
+        Self::new(name, partitions).config("cleanup.policy", "compact")
+    }
+
+    /// Adds (or replaces) topic config `key`.
+    #[must_use]
+    pub fn config(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.configs.retain(|(k, _)| k != key);
+        self.configs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Applies `r`: its replication factor, and its `min.insync.replicas` as a topic config.
+    #[must_use]
+    pub fn replicated(mut self, r: Replication) -> Self {
+        self.replication = r.factor;
+        match r.min_insync {
+            Some(n) => self.config("min.insync.replicas", n.to_string()),
+            None => self,
         }
     }
 }
@@ -58,10 +92,11 @@ pub async fn ensure_topics(
     let new: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|s| {
+            // -1 asks the broker for its default.replication.factor (KIP-464).
             let mut t = NewTopic::new(
                 &s.name,
                 s.partitions,
-                TopicReplication::Fixed(s.replication),
+                TopicReplication::Fixed(s.replication.unwrap_or(-1)),
             );
             for (k, v) in &s.configs {
                 t = t.set(k, v);
@@ -110,6 +145,124 @@ pub async fn topic_config(
         }
     }
     Ok(None)
+}
+
+/// What the cluster says of one topic: what a job checks before it relies on the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Number of partitions.
+    pub partitions: i32,
+    /// The smallest replica count of any of its partitions.
+    pub replication: i32,
+    /// Brokers in the cluster.
+    pub brokers: usize,
+    /// Its `cleanup.policy` (e.g. `delete`, `compact`, `compact,delete`).
+    pub cleanup_policy: Option<String>,
+}
+
+impl TopicInfo {
+    /// Whether the topic keeps the latest value of every key (`cleanup.policy` has `compact`).
+    pub fn is_compacted(&self) -> bool {
+        self.cleanup_policy
+            .as_deref()
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+    }
+}
+
+/// Partitions, replication, broker count and cleanup policy of `topic`.
+///
+/// # Errors
+/// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::Topic`] when the
+/// topic does not exist or cannot be described.
+pub async fn describe_topic(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<TopicInfo, KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let md = admin.inner().fetch_metadata(Some(topic), timeout)?;
+    let mut partitions = 0;
+    let mut replication = i32::MAX;
+    for t in md.topics() {
+        if let Some(err) = t.error() {
+            return Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                code: err.into(),
+            });
+        }
+        for p in t.partitions() {
+            partitions += 1;
+            replication = replication.min(p.replicas().len() as i32);
+        }
+    }
+    if partitions == 0 {
+        return Err(KafkaError::Topic {
+            topic: topic.to_owned(),
+            code: RDKafkaErrorCode::UnknownTopicOrPartition,
+        });
+    }
+    let brokers = md.brokers().len();
+    drop(admin);
+    let cleanup_policy = topic_config(config, topic, "cleanup.policy", timeout).await?;
+    Ok(TopicInfo {
+        partitions,
+        replication,
+        brokers,
+        cleanup_policy,
+    })
+}
+
+/// Blocking forms of the admin calls, for callers without an async runtime (one is made for
+/// the call).
+pub mod blocking {
+    use super::*;
+
+    fn block_on<T>(
+        f: impl std::future::Future<Output = Result<T, KafkaError>>,
+    ) -> Result<T, KafkaError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| KafkaError::State(format!("starting a runtime for the admin API: {e}")))?
+            .block_on(f)
+    }
+
+    /// [`super::ensure_topics`], blocking.
+    ///
+    /// # Errors
+    /// As [`super::ensure_topics`].
+    pub fn ensure_topics(
+        config: &ClientConfig,
+        specs: &[TopicSpec],
+        timeout: Duration,
+    ) -> Result<Vec<TopicOutcome>, KafkaError> {
+        block_on(super::ensure_topics(config, specs, timeout))
+    }
+
+    /// [`super::topic_config`], blocking.
+    ///
+    /// # Errors
+    /// As [`super::topic_config`].
+    pub fn topic_config(
+        config: &ClientConfig,
+        topic: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, KafkaError> {
+        block_on(super::topic_config(config, topic, name, timeout))
+    }
+
+    /// [`super::describe_topic`], blocking.
+    ///
+    /// # Errors
+    /// As [`super::describe_topic`].
+    pub fn describe_topic(
+        config: &ClientConfig,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<TopicInfo, KafkaError> {
+        block_on(super::describe_topic(config, topic, timeout))
+    }
 }
 
 /// Deletes `topics`; a topic that does not exist counts as deleted.

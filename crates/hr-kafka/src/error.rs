@@ -74,6 +74,42 @@ impl KafkaError {
         )
     }
 
+    /// This producer was fenced: another producer initialised its transactional id, or the
+    /// transaction coordinator bumped its epoch when an open transaction outlived
+    /// `transaction.timeout.ms` (a paused or cut-off process). The producer is finished, but
+    /// the job is not: a new producer with the same id starts clean, and the work since the
+    /// last commit is redone (Kafka Streams closes its tasks and rejoins on
+    /// `TaskMigratedException` the same way).
+    pub fn is_fenced(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        let code = match self {
+            KafkaError::Client(rdkafka::error::KafkaError::Transaction(e)) => Some(e.code()),
+            _ => self.code(),
+        };
+        matches!(
+            code,
+            Some(C::ProducerFenced | C::Fenced | C::InvalidProducerEpoch)
+        )
+    }
+
+    /// A transactional call that timed out or hit a transient error and must be called again
+    /// to finish (librdkafka: "retry call to resume"); calling anything else meanwhile is
+    /// refused as a conflicting call.
+    pub fn is_retriable_txn(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::Client(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable()
+        )
+    }
+
+    /// A transactional call whose transaction must now be aborted (and can be).
+    pub fn txn_requires_abort(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::Client(rdkafka::error::KafkaError::Transaction(e)) if e.txn_requires_abort()
+        )
+    }
+
     /// A record refused for its own size, so that a smaller stand-in can take its place.
     pub fn is_record_too_large(&self) -> bool {
         use RDKafkaErrorCode as C;

@@ -37,7 +37,10 @@ mod table;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use admin::{TopicOutcome, TopicSpec, delete_topics, ensure_topics, topic_config};
+pub use admin::{
+    Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_topics, describe_topic,
+    ensure_topics, topic_config,
+};
 pub use config::{client_config, client_id};
 pub use error::KafkaError;
 pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, probe};

@@ -141,6 +141,34 @@ pub struct Sink {
     producer: ThreadedProducer<DeliveryLog>,
     sent: u64,
     transactional: bool,
+    /// The last commit failed with its outcome unknown.
+    in_doubt: bool,
+}
+
+/// The time left until `deadline`, at least a second: a call given no time at all cannot
+/// succeed even when the broker is back.
+fn left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1))
+}
+
+/// Calls the transactional step `f` with the time left, again while librdkafka says the call
+/// must be repeated to resume (a timeout, a coordinator moving), until `deadline`.
+fn resume(
+    deadline: Instant,
+    mut f: impl FnMut(Duration) -> Result<(), RdError>,
+) -> Result<(), KafkaError> {
+    loop {
+        match f(left(deadline)).map_err(KafkaError::from) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retriable_txn() && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "A transactional call timed out; resuming it.");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Sink {
@@ -162,6 +190,7 @@ impl Sink {
             producer,
             sent: 0,
             transactional: false,
+            in_doubt: false,
         })
     }
 
@@ -193,17 +222,24 @@ impl Sink {
 
     /// Commits the open transaction with `offsets` (partition of `source`'s topic → next offset
     /// to read) as the group's committed offsets, then begins the next transaction. An empty
-    /// `offsets` commits the records alone.
+    /// `offsets` commits the records alone. A step that times out against a broker that is
+    /// electing a new leader is called again, as librdkafka asks ("retry call to resume"),
+    /// until `timeout` has passed in all.
     ///
     /// # Errors
-    /// The [`KafkaError`] of the step that failed. When it is not
-    /// [fatal](KafkaError::is_fatal), the caller may [`abort`](Self::abort) and redo the work.
+    /// The [`KafkaError`] of the step that failed. When the commit itself ran out of time its
+    /// outcome is unknown: [`in_doubt`](Self::in_doubt) says so, and only a new producer with
+    /// the same transactional id can end it (an abort would be refused as a conflicting call).
+    /// Otherwise, when the error is not [fatal](KafkaError::is_fatal), the caller may
+    /// [`abort`](Self::abort) and redo the work.
     pub fn commit(
         &mut self,
         source: &Source,
         offsets: &BTreeMap<i32, i64>,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        self.in_doubt = false;
         if !offsets.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for (p, o) in offsets {
@@ -212,27 +248,51 @@ impl Sink {
             let meta = source.group_metadata().ok_or_else(|| {
                 KafkaError::State("the consumer has no group metadata yet".into())
             })?;
-            self.producer
-                .send_offsets_to_transaction(&tpl, &meta, timeout)?;
+            resume(deadline, |t| {
+                self.producer.send_offsets_to_transaction(&tpl, &meta, t)
+            })?;
         }
         // rust-rdkafka's commit_transaction flushes first, in 100 ms sleeps that never wake
         // early under a threaded producer: every commit took at least 100 ms. Flushing here
         // (returning as the last acknowledgement arrives) leaves it nothing to wait for, and a
         // failed delivery fails the commit before it is attempted.
-        self.flush(timeout)?;
-        self.producer.commit_transaction(timeout)?;
+        self.flush(left(deadline))?;
+        // From here until the answer, the broker may have the commit: its outcome is unknown.
+        self.in_doubt = true;
+        if let Err(e) = resume(deadline, |t| self.producer.commit_transaction(t)) {
+            // An abortable or fenced transaction was not committed.
+            self.in_doubt = !(e.txn_requires_abort() || e.is_fenced());
+            return Err(e);
+        }
+        self.in_doubt = false;
         self.take_failures();
         self.producer.begin_transaction()?;
         Ok(())
     }
 
+    /// Whether the last [`commit`](Self::commit) failed with its outcome unknown (the commit
+    /// request may have reached the coordinator). The producer cannot abort it; a new one with
+    /// the same transactional id fences this one and lets the coordinator finish it.
+    pub fn in_doubt(&self) -> bool {
+        self.in_doubt
+    }
+
     /// Aborts the open transaction (its records never become visible to `read_committed`
-    /// readers) and begins the next.
+    /// readers) and begins the next; a timed-out abort is called again until `timeout`.
     ///
     /// # Errors
-    /// The [`KafkaError`] of the abort or the begin.
+    /// The [`KafkaError`] of the abort or the begin; [`KafkaError::State`] at once when the
+    /// last commit is [in doubt](Self::in_doubt).
     pub fn abort(&mut self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.abort_transaction(timeout)?;
+        if self.in_doubt {
+            return Err(KafkaError::State(
+                "the last commit timed out with its outcome unknown; only a new producer can end \
+                 its transaction"
+                    .into(),
+            ));
+        }
+        let deadline = Instant::now() + timeout;
+        resume(deadline, |t| self.producer.abort_transaction(t))?;
         // Records purged by the abort report failed deliveries that mean nothing now.
         self.take_failures();
         self.producer.begin_transaction()?;

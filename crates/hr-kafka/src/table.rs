@@ -158,7 +158,18 @@ impl PartitionReader {
                 }
                 // Left over from an earlier read's partition.
                 Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
-                Err(e) => break Err(e.into()),
+                // Brokers going away and coming back (a leader election, a restart) are
+                // reported as events in the same queue; librdkafka reconnects and fetches on
+                // by itself. Giving up on the first one made every retry read a stale event
+                // instead of the partition.
+                Err(e) => {
+                    let e = KafkaError::from(e);
+                    if e.is_fatal() {
+                        break Err(e);
+                    }
+                    tracing::debug!(partition, error = %e, "Changelog read: a transient error; reading on.");
+                    continue;
+                }
             };
             if msg.partition() != partition {
                 continue;
@@ -261,7 +272,13 @@ impl TableFollower {
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                     open.remove(&p);
                 }
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => {
+                    let e = KafkaError::from(e);
+                    if e.is_fatal() {
+                        return Err(e);
+                    }
+                    tracing::debug!(topic = %self.topic, error = %e, "Table read: a transient error; reading on.");
+                }
                 Some(Ok(m)) => out.push(update(&m)),
             }
         }
@@ -278,7 +295,13 @@ impl TableFollower {
             match self.consumer.poll(Duration::ZERO) {
                 None => return Ok(out),
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => {
+                    let e = KafkaError::from(e);
+                    if e.is_fatal() {
+                        return Err(e);
+                    }
+                    tracing::debug!(topic = %self.topic, error = %e, "Table read: a transient error; reading on.");
+                }
                 Some(Ok(m)) => out.push(update(&m)),
             }
         }

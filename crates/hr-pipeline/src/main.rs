@@ -99,6 +99,28 @@ enum Command {
     Config(RunArgs),
 }
 
+/// How the topics a command creates are replicated (`topics`, `run` and `profiles` create
+/// topics). Unset, they take the cluster's `default.replication.factor` and
+/// `min.insync.replicas`, as Kafka Streams does: 3 and 2 on a usual production cluster.
+#[derive(Debug, Args)]
+struct ReplicationArgs {
+    /// Replicas of each topic created (default: the cluster's default.replication.factor).
+    #[arg(long, env = "HR_REPLICATION_FACTOR", value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    replication_factor: Option<i32>,
+    /// min.insync.replicas set on each topic created (default: the cluster's).
+    #[arg(long, env = "HR_MIN_INSYNC_REPLICAS", value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    min_insync_replicas: Option<i32>,
+}
+
+impl ReplicationArgs {
+    fn replication(&self) -> hr_kafka::Replication {
+        hr_kafka::Replication {
+            factor: self.replication_factor,
+            min_insync: self.min_insync_replicas,
+        }
+    }
+}
+
 /// The pipeline's topics, shared by `topics` (which creates them) and `run` (which uses them).
 #[derive(Debug, Args)]
 struct TopicNames {
@@ -129,6 +151,8 @@ struct TopicsArgs {
     /// Partitions for each topic that is created.
     #[arg(long, env = "HR_PARTITIONS", default_value_t = 3)]
     partitions: i32,
+    #[command(flatten)]
+    replication: ReplicationArgs,
     #[command(flatten)]
     topics: TopicNames,
     /// How long to wait for the broker.
@@ -216,6 +240,8 @@ struct ProfileCommon {
     /// The profiles topic.
     #[arg(long, env = "HR_PROFILES_TOPIC", default_value = "patient_profiles")]
     profiles_topic: String,
+    #[command(flatten)]
+    replication: ReplicationArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -256,6 +282,8 @@ struct RunArgs {
     group: String,
     #[command(flatten)]
     topics: TopicNames,
+    #[command(flatten)]
+    replication: ReplicationArgs,
     /// Window kind.
     #[arg(long, env = "HR_WINDOW", value_enum, default_value = "tumbling")]
     window: WindowKind,
@@ -423,6 +451,7 @@ impl RunArgs {
             from_beginning: !self.from_latest,
             bounded: self.bounded,
             overrides: self.kafka.properties(BINARY),
+            replication: self.replication.replication(),
             ..RunConfig::new(self.kafka.bootstrap.clone())
         })
     }
@@ -544,20 +573,20 @@ async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
         &args.topics.episodes_topic,
     ]
     .into_iter()
-    .map(|t| TopicSpec {
-        configs: args
-            .retention
-            .map(|r| ("retention.ms".to_owned(), r.0.to_string()))
-            .into_iter()
-            .collect(),
-        ..TopicSpec::new(t.as_str(), args.partitions)
+    .map(|t| {
+        let spec = TopicSpec::new(t.as_str(), args.partitions);
+        match args.retention {
+            Some(r) => spec.config("retention.ms", r.0.to_string()),
+            None => spec,
+        }
+        .replicated(args.replication.replication())
     })
     .collect();
     if args.topics.profiles_topic != "none" {
-        specs.push(TopicSpec {
-            configs: vec![("cleanup.policy".into(), "compact".into())],
-            ..TopicSpec::new(args.topics.profiles_topic.as_str(), 1)
-        });
+        specs.push(
+            TopicSpec::compacted(args.topics.profiles_topic.as_str(), 1)
+                .replicated(args.replication.replication()),
+        );
     }
     let outcomes = ensure_topics(&cfg, &specs, args.timeout)
         .await
@@ -582,18 +611,13 @@ fn profiles(args: ProfilesArgs) -> anyhow::Result<()> {
     let props = common.kafka.properties(BINARY);
     let topic = &common.profiles_topic;
     let read = || -> anyhow::Result<_> {
-        let spec = TopicSpec {
-            configs: vec![("cleanup.policy".into(), "compact".into())],
-            ..TopicSpec::new(topic.as_str(), 1)
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(ensure_topics(
+        let spec =
+            TopicSpec::compacted(topic.as_str(), 1).replicated(common.replication.replication());
+        hr_kafka::blocking::ensure_topics(
             &common.kafka.client_config(BINARY),
             &[spec],
             Duration::from_secs(30),
-        ))
+        )
         .with_context(|| format!("ensuring the profiles topic {topic}"))?;
         let table = hr_kafka::read_table(
             &common.kafka.bootstrap,

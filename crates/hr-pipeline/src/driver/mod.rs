@@ -69,8 +69,17 @@ use topics::{apply_profiles, ensure_changelog, ensure_output_topics, follow_prof
 /// timeout, after which any open transaction is aborted by the broker.
 const CHANGELOG_CATCH_UP: Duration = Duration::from_secs(15);
 
-/// How long a transaction's own steps (offsets, commit, abort) may take.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a transaction's own steps (offsets, commit, abort) may take in all, calls resumed
+/// after a timeout included: longer than a leader election after a broker dies (KRaft's
+/// broker session timeout is 9 s), so a commit caught by one finishes instead of being given up.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The same once the job is stopping: a stop must not wait on a dead cluster for long.
+const STOPPING_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one attempt at a broker call may take before the retry loop looks at the stop
+/// flag and tries again.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How outputs reach Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +132,9 @@ pub struct RunConfig {
     pub log_every: Duration,
     /// librdkafka properties for every client.
     pub overrides: Vec<(String, String)>,
+    /// Replication of the topics the job creates (changelog, episodes, profiles): the
+    /// cluster's default unless set.
+    pub replication: hr_kafka::Replication,
     /// Where the job reports what it does (`/metrics`); `None` counts nothing.
     pub metrics: Option<Metrics>,
     /// Liveness and readiness (`/healthz`, `/readyz`): beaten each turn of the job loop,
@@ -154,6 +166,7 @@ impl RunConfig {
             bounded: false,
             log_every: Duration::from_secs(5),
             overrides: Vec::new(),
+            replication: hr_kafka::Replication::default(),
             metrics: None,
             health: None,
         }
@@ -177,7 +190,16 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
         Some(topic) => Some(follow_profiles(cfg, topic, &mut processor)?),
         None => None,
     };
-    let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
+    let mut src_props = vec![
+        ("isolation.level".to_owned(), "read_committed".to_owned()),
+        // Incremental rebalancing: an instance joining or leaving moves only the partitions
+        // that change owner; the others read on (eager assignment revoked every partition
+        // of every instance and restored each from its changelog).
+        (
+            "partition.assignment.strategy".to_owned(),
+            "cooperative-sticky".to_owned(),
+        ),
+    ];
     src_props.extend(cfg.overrides.iter().cloned());
     let source = Source::new(&SourceConfig {
         bootstrap: cfg.bootstrap.clone(),
@@ -201,6 +223,8 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     }
     let mut job = Job {
         cfg,
+        stop,
+        last_committed: BTreeMap::new(),
         processor,
         outputs,
         reader,
@@ -227,6 +251,11 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
 
 struct Job<'a> {
     cfg: &'a RunConfig,
+    /// Set on SIGINT/SIGTERM: every wait for Kafka gives up on it.
+    stop: &'a AtomicBool,
+    /// The offsets of the last commit known to have gone through (or restored), per partition:
+    /// how a commit whose outcome was unknown is told apart afterwards.
+    last_committed: BTreeMap<i32, i64>,
     processor: Processor,
     outputs: Outputs,
     reader: PartitionReader,
@@ -608,7 +637,7 @@ impl Job<'_> {
         // still holding offsets for these partitions, so the changelog read next is as
         // committed as the offsets are.
         let committed = self.retry("fetching committed offsets", |job| {
-            job.source.committed(ps, Duration::from_secs(10))
+            job.source.committed(ps, ATTEMPT_TIMEOUT)
         })?;
         for &p in ps {
             self.restore(p, committed.get(&p).copied().flatten(), seeks)?;
@@ -644,7 +673,7 @@ impl Job<'_> {
         let started = Instant::now();
         let (table, restored) = loop {
             let table = self.retry("reading the changelog", |job| {
-                job.reader.read(p, Duration::from_secs(60))
+                job.reader.read(p, ATTEMPT_TIMEOUT)
             })?;
             let restored = changelog::decode(&table.entries)
                 .with_context(|| format!("decoding the state of partition {p}"))?;
@@ -674,6 +703,10 @@ impl Job<'_> {
         self.processor
             .assign(p, restored)
             .with_context(|| format!("restoring the state of partition {p}"))?;
+        match next {
+            Some(next) => self.last_committed.insert(p, next),
+            None => self.last_committed.remove(&p),
+        };
         if let Some(next) = next
             && committed != Some(next)
         {
@@ -701,7 +734,12 @@ impl Job<'_> {
         self.outputs
             .prepare_file()
             .context("writing the alerts file before a commit")?;
-        let result = self.try_commit(finished, COMMIT_TIMEOUT);
+        let timeout = if self.stop.load(Ordering::Relaxed) {
+            STOPPING_COMMIT_TIMEOUT
+        } else {
+            COMMIT_TIMEOUT
+        };
+        let result = self.try_commit(finished, timeout);
         if result.is_ok() {
             self.dirty = false;
         }
@@ -788,6 +826,8 @@ impl Job<'_> {
         match result {
             Ok(()) => {
                 self.outputs.committed()?;
+                self.last_committed
+                    .extend(offsets.iter().map(|(&p, &o)| (p, o)));
                 self.broker_up();
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "Committed.");
                 if let Some(m) = &self.cfg.metrics {
@@ -802,17 +842,25 @@ impl Job<'_> {
                 }
                 Ok(true)
             }
-            Err(e) if e.is_fatal() => {
+            // A fenced producer is not the end of the job: its transaction was aborted by the
+            // coordinator (it outlived the transaction timeout: a pause, a cut), and a new
+            // producer redoes the work, for the partitions this instance still owns.
+            Err(e) if e.is_fatal() && !e.is_fenced() => {
                 Err(anyhow::anyhow!(e).context("committing (a fatal error: the job cannot go on)"))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "Commit failed; aborting and going back to the last commit.");
+                let renew = e.is_fenced() || self.outputs.txn().in_doubt();
+                if e.is_fenced() {
+                    tracing::warn!(error = %e, "This instance's producer was fenced; starting a new one and going back to the last commit.");
+                } else {
+                    tracing::warn!(error = %e, in_doubt = renew, "Commit failed; going back to the last commit.");
+                }
                 if let Some(m) = &self.cfg.metrics {
                     m.observe_commit(CommitResult::Aborted, started.elapsed());
                 }
                 // Those alerts are redone, and timed again when they fire again.
                 self.unacked.clear();
-                self.recover(seeks)?;
+                self.recover(seeks, renew.then_some(offsets))?;
                 Ok(false)
             }
         }
@@ -851,21 +899,44 @@ impl Job<'_> {
         self.outputs.txn().commit(self.source, &offsets, timeout)
     }
 
-    /// Aborts the open transaction and puts every owned partition back to its committed state.
-    fn recover(&mut self, seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
-        let aborted = self.retry("aborting the transaction", |job| {
-            job.outputs.txn().abort(Duration::from_secs(10))
-        });
+    /// Ends the open transaction and puts every owned partition back to its committed state.
+    ///
+    /// `in_doubt` holds the offsets of a commit that must not be aborted: its producer was
+    /// fenced, or the commit ran out of time with its outcome unknown. A new producer with the
+    /// same transactional id ends it instead (the coordinator finishes a commit it had begun,
+    /// and aborts anything else), and the committed offsets then say whether it went through,
+    /// which decides whether its staged alert file part is published or discarded.
+    fn recover(
+        &mut self,
+        seeks: &Mutex<Vec<(i32, i64)>>,
+        in_doubt: Option<&BTreeMap<i32, i64>>,
+    ) -> anyhow::Result<()> {
+        let aborted = match in_doubt {
+            Some(_) => Err(anyhow::anyhow!("not abortable")),
+            None => self.retry("aborting the transaction", |job| {
+                job.outputs.txn().abort(COMMIT_TIMEOUT)
+            }),
+        };
         if let Err(e) = aborted {
-            // An abort retried after a broker outage can leave librdkafka's transaction state
-            // unusable; a new producer with the same id fences and ends the old transaction.
-            tracing::warn!(error = %format!("{e:#}"), "The abort failed; starting a new transactional producer.");
+            if in_doubt.is_none() {
+                // An abort retried after a broker outage can leave librdkafka's transaction
+                // state unusable; a new producer with the same id fences and ends it.
+                tracing::warn!(error = %format!("{e:#}"), "The abort failed; starting a new transactional producer.");
+            }
             let renewed = self.retry("starting a new transactional producer", |job| {
                 job.outputs
                     .renew_txn(job.cfg)
                     .map_err(|e| KafkaError::State(format!("{e:#}")))
             });
             renewed?;
+        }
+        if let Some(attempted) = in_doubt
+            && self.went_through(attempted)?
+        {
+            tracing::info!("The commit in doubt went through; its alert file part is published.");
+            self.outputs.committed()?;
+            self.last_committed
+                .extend(attempted.iter().map(|(&p, &o)| (p, o)));
         }
         self.outputs.aborted()?;
         let owned: Vec<(i32, Option<i64>)> = self
@@ -890,7 +961,21 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Retries `f` while its error is not fatal, for up to the broker timeout.
+    /// Whether a commit of `attempted` offsets, whose outcome was unknown, went through: the
+    /// group's committed offsets (stable once the new producer has ended the transaction) show
+    /// an offset it moved.
+    fn went_through(&mut self, attempted: &BTreeMap<i32, i64>) -> anyhow::Result<bool> {
+        let ps: Vec<i32> = attempted.keys().copied().collect();
+        let committed = self.retry("fetching committed offsets", |job| {
+            job.source.committed(&ps, ATTEMPT_TIMEOUT)
+        })?;
+        Ok(attempted.iter().any(|(p, o)| {
+            committed.get(p).copied().flatten() == Some(*o) && self.last_committed.get(p) != Some(o)
+        }))
+    }
+
+    /// Retries `f` while its error is not fatal, for up to the broker timeout or until the
+    /// job is stopped.
     fn retry<T>(
         &mut self,
         what: &str,
@@ -914,6 +999,9 @@ impl Job<'_> {
                     return Err(anyhow::anyhow!(e).context(what.to_owned()));
                 }
                 Err(e) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        bail!("{what}: stopped while waiting for Kafka ({e})");
+                    }
                     if started.elapsed() > self.cfg.broker_timeout {
                         bail!(
                             "{what}: Kafka at {} did not answer for {} s (--broker-timeout): {e}",

@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use hr_kafka::{
-    AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, client_config, topic_config,
-};
+use hr_kafka::{AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, blocking, client_config};
 
 use crate::processor::{AlertOut, EpisodeOut};
 
@@ -322,25 +320,17 @@ pub(super) struct StandIn<'a> {
 /// The smallest `max.message.bytes` of the output topics, less room for batch overhead.
 pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
     let admin = client_config(&cfg.bootstrap, &cfg.overrides);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let mut limit = usize::MAX;
-    ensure_output_topics(cfg, &admin, &rt)?;
+    ensure_output_topics(cfg)?;
     for topic in [
         &cfg.alerts_topic,
         &cfg.dlq_topic,
         &cfg.late_topic,
         &cfg.episodes_topic,
     ] {
-        let value = rt
-            .block_on(topic_config(
-                &admin,
-                topic,
-                "max.message.bytes",
-                Duration::from_secs(30),
-            ))
-            .with_context(|| format!("reading max.message.bytes of {topic}"))?;
+        let value =
+            blocking::topic_config(&admin, topic, "max.message.bytes", Duration::from_secs(30))
+                .with_context(|| format!("reading max.message.bytes of {topic}"))?;
         let bytes = value
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1_048_588);

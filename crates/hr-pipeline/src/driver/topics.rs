@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hr_kafka::{
-    Source, SourceConfig, TableFollower, TableUpdate, TopicSpec, client_config, ensure_topics,
+    Source, SourceConfig, TableFollower, TableUpdate, TopicInfo, TopicSpec, blocking, client_config,
 };
 
 use crate::processor::Processor;
@@ -12,28 +12,37 @@ use crate::processor::Processor;
 use super::outputs::CHANGELOG_MAX_BYTES;
 use super::*;
 
+/// How long an admin call may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The compacted profiles topic: one partition, every instance reads all of it.
+pub(super) fn profiles_spec(topic: &str, cfg: &RunConfig) -> TopicSpec {
+    TopicSpec::compacted(topic, 1).replicated(cfg.replication)
+}
+
+/// The changelog: compacted, co-partitioned with the input, room for a large patient state.
+pub(super) fn changelog_spec(cfg: &RunConfig, partitions: i32) -> TopicSpec {
+    TopicSpec::compacted(cfg.changelog_topic(), partitions)
+        .config(
+            "max.message.bytes",
+            (CHANGELOG_MAX_BYTES + 1024).to_string(),
+        )
+        .replicated(cfg.replication)
+}
+
 /// Reads the profiles topic to its end into the processor, then keeps following it.
 pub(super) fn follow_profiles(
     cfg: &RunConfig,
     topic: &str,
     processor: &mut Processor,
 ) -> anyhow::Result<TableFollower> {
-    let spec = TopicSpec {
-        configs: vec![("cleanup.policy".into(), "compact".into())],
-        ..TopicSpec::new(topic, 1)
-    };
     let admin = client_config(&cfg.bootstrap, &cfg.overrides);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(ensure_topics(&admin, &[spec], Duration::from_secs(30)))
+    blocking::ensure_topics(&admin, &[profiles_spec(topic, cfg)], ADMIN_TIMEOUT)
         .with_context(|| format!("ensuring the profiles topic {topic}"))?;
-    let follower = TableFollower::new(
-        &cfg.bootstrap,
-        &cfg.overrides,
-        topic,
-        Duration::from_secs(30),
-    )?;
+    let info = describe(cfg, topic)?;
+    refuse_uncompacted(topic, &info, "profiles")?;
+    warn_single_replica(topic, &info);
+    let follower = TableFollower::new(&cfg.bootstrap, &cfg.overrides, topic, ADMIN_TIMEOUT)?;
     let updates = follower
         .catch_up(Duration::from_secs(60))
         .with_context(|| format!("reading the profiles topic {topic}"))?;
@@ -63,35 +72,35 @@ pub(super) fn apply_profiles(processor: &mut Processor, topic: &str, updates: Ve
     }
 }
 
-/// The episodes topic is new: a job started against topics made before it creates it.
-pub(super) fn ensure_output_topics(
-    cfg: &RunConfig,
-    admin: &hr_kafka::rdkafka::ClientConfig,
-    rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<()> {
-    let spec = TopicSpec::new(cfg.episodes_topic.clone(), 1);
-    rt.block_on(ensure_topics(admin, &[spec], Duration::from_secs(30)))
+/// The episodes topic is new: a job started against topics made before it creates it. Every
+/// topic the job writes is checked for a single replica on a cluster that has more.
+pub(super) fn ensure_output_topics(cfg: &RunConfig) -> anyhow::Result<()> {
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    let spec = TopicSpec::new(cfg.episodes_topic.clone(), 1).replicated(cfg.replication);
+    blocking::ensure_topics(&admin, &[spec], ADMIN_TIMEOUT)
         .with_context(|| format!("ensuring the episodes topic {}", cfg.episodes_topic))?;
+    for topic in [
+        &cfg.alerts_topic,
+        &cfg.dlq_topic,
+        &cfg.late_topic,
+        &cfg.episodes_topic,
+    ] {
+        match describe(cfg, topic) {
+            Ok(info) => warn_single_replica(topic, &info),
+            // A topic the broker creates on first write (auto.create.topics.enable) is not
+            // there yet; nothing to check.
+            Err(e) => {
+                tracing::debug!(topic, error = %format!("{e:#}"), "Output topic not described.")
+            }
+        }
+    }
     Ok(())
 }
 
 pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Result<()> {
     let topic = cfg.changelog_topic();
-    let spec = TopicSpec {
-        configs: vec![
-            ("cleanup.policy".into(), "compact".into()),
-            (
-                "max.message.bytes".into(),
-                (CHANGELOG_MAX_BYTES + 1024).to_string(),
-            ),
-        ],
-        ..TopicSpec::new(topic.clone(), partitions)
-    };
     let admin = client_config(&cfg.bootstrap, &cfg.overrides);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(ensure_topics(&admin, &[spec], Duration::from_secs(30)))
+    blocking::ensure_topics(&admin, &[changelog_spec(cfg, partitions)], ADMIN_TIMEOUT)
         .with_context(|| format!("ensuring the changelog topic {topic}"))?;
     let probe = Source::new(&SourceConfig {
         bootstrap: cfg.bootstrap.clone(),
@@ -103,9 +112,9 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
     })?;
     // A topic just created (by this instance or one starting beside it) may not be in the
     // metadata yet: ask again for a while before calling it missing.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
     let got = loop {
-        match probe.topic_partitions(Duration::from_secs(30)) {
+        match probe.topic_partitions(ADMIN_TIMEOUT) {
             Ok(ids) if !ids.is_empty() => break ids.len() as i32,
             Ok(_) | Err(KafkaError::Topic { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
@@ -114,13 +123,134 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
             Err(e) => return Err(e.into()),
         }
     };
-    if got != partitions {
+    check_copartitioned(&topic, got, &cfg.input_topic, partitions)?;
+    let info = describe(cfg, &topic)?;
+    refuse_uncompacted(&topic, &info, "changelog")?;
+    warn_single_replica(&topic, &info);
+    Ok(())
+}
+
+fn describe(cfg: &RunConfig, topic: &str) -> anyhow::Result<TopicInfo> {
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    blocking::describe_topic(&admin, topic, ADMIN_TIMEOUT)
+        .with_context(|| format!("describing topic {topic}"))
+}
+
+/// State of input partition p lives in changelog partition p: a changelog with another
+/// partition count (the input topic was expanded, say) would restore patients' state into the
+/// wrong partitions.
+pub(super) fn check_copartitioned(
+    changelog: &str,
+    changelog_partitions: i32,
+    input: &str,
+    input_partitions: i32,
+) -> anyhow::Result<()> {
+    if changelog_partitions != input_partitions {
         bail!(
-            "the changelog topic {topic} has {got} partitions but {} has {partitions}: state of \
-             input partition p lives in changelog partition p, so they must match (delete the \
-             changelog topic to start the group afresh)",
-            cfg.input_topic
+            "the changelog topic {changelog} has {changelog_partitions} partitions but {input} \
+             has {input_partitions}: the state of input partition p lives in changelog partition \
+             p, so they must match (keys of an expanded input topic moved partitions, and \
+             restored state would be wrong). Start the group afresh: stop every instance, delete \
+             {changelog} (hr-pipeline topics --delete {changelog}) and start them with a new \
+             --group or from the input's beginning"
         );
     }
     Ok(())
+}
+
+/// A changelog or profiles topic that deletes old records loses state: refuse it.
+pub(super) fn refuse_uncompacted(topic: &str, info: &TopicInfo, what: &str) -> anyhow::Result<()> {
+    if !info.is_compacted() {
+        bail!(
+            "the {what} topic {topic} has cleanup.policy={}, not compact: the broker would \
+             delete records that hold the latest value of a key. Make it compacted \
+             (kafka-configs.sh --bootstrap-server ... --alter --entity-type topics --entity-name \
+             {topic} --add-config cleanup.policy=compact) or delete it so the job creates it",
+            info.cleanup_policy.as_deref().unwrap_or("unknown")
+        );
+    }
+    Ok(())
+}
+
+/// One replica on a cluster of three or more brokers: one broker lost loses the topic's data.
+pub(super) fn warn_single_replica(topic: &str, info: &TopicInfo) {
+    if info.replication < 2 && info.brokers >= 3 {
+        tracing::warn!(
+            topic,
+            replication = info.replication,
+            brokers = info.brokers,
+            "This topic has a single replica on a cluster of several brokers: losing one broker \
+             loses its data. Recreate it with replicas (--replication-factor, or the cluster's \
+             default.replication.factor)."
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(replication: i32, brokers: usize, policy: Option<&str>) -> TopicInfo {
+        TopicInfo {
+            partitions: 3,
+            replication,
+            brokers,
+            cleanup_policy: policy.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_changelog_with_another_partition_count_is_refused_with_what_to_do() {
+        assert!(check_copartitioned("g-changelog", 3, "in", 3).is_ok());
+        let err = check_copartitioned("g-changelog", 3, "in", 6)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g-changelog has 3 partitions but in has 6"),
+            "{err}"
+        );
+        assert!(err.contains("--delete g-changelog"), "{err}");
+    }
+
+    #[test]
+    fn only_compacted_state_topics_are_accepted() {
+        for ok in ["compact", "compact,delete", "delete, compact"] {
+            assert!(refuse_uncompacted("t", &info(3, 3, Some(ok)), "changelog").is_ok());
+        }
+        let err = refuse_uncompacted("t", &info(3, 3, Some("delete")), "profiles")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("profiles topic t has cleanup.policy=delete"),
+            "{err}"
+        );
+        assert!(err.contains("cleanup.policy=compact"), "{err}");
+    }
+
+    #[test]
+    fn specs_take_the_cluster_default_unless_told() {
+        let mut cfg = RunConfig::new("b:9092");
+        let spec = changelog_spec(&cfg, 6);
+        assert_eq!(spec.replication, None, "the cluster's default");
+        assert_eq!(spec.partitions, 6);
+        assert!(
+            spec.configs
+                .contains(&("cleanup.policy".into(), "compact".into()))
+        );
+        cfg.replication = hr_kafka::Replication {
+            factor: Some(3),
+            min_insync: Some(2),
+        };
+        for spec in [changelog_spec(&cfg, 6), profiles_spec("p", &cfg)] {
+            assert_eq!(spec.replication, Some(3));
+            assert!(
+                spec.configs
+                    .contains(&("min.insync.replicas".into(), "2".into()))
+            );
+            assert!(
+                spec.configs
+                    .contains(&("cleanup.policy".into(), "compact".into()))
+            );
+        }
+    }
 }
