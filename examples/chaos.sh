@@ -227,55 +227,7 @@ for t in alerts dlq late episodes; do
   "$bin/examples/latency" dump "chaos_${t}_base" >"$work/$t.base.jsonl"
 done
 
-python3 - "$work" "$guarantee" <<'PY' >"$work/table"
-import collections, json, sys
-work, guarantee = sys.argv[1], sys.argv[2]
-
-def ident(topic, r):
-    if topic in ("alerts", "episodes"):
-        v = json.loads(r["value"])
-        if topic == "alerts":
-            return (v["patient_id"], v["window_start"], v["revision"])
-        return (v["patient_id"], v["episode_id"], v["state"], v["window_start"])
-    h = r["headers"]
-    return (h["hr.source.partition"], h["hr.source.offset"])
-
-def content(topic, r):
-    if topic in ("dlq", "late"):
-        return (r["key"], r["value"], r["headers"].get("hr.error.code"))
-    return (r["key"], r["value"])
-
-rows, bad = [], 0
-for topic in ("alerts", "episodes", "dlq", "late"):
-    runs = {}
-    for run in ("base", "chaos"):
-        got = collections.defaultdict(list)
-        with open(f"{work}/{topic}.{run}.jsonl") as f:
-            for line in f:
-                r = json.loads(line)
-                got[ident(topic, r)].append(content(topic, r))
-        runs[run] = got
-    base, chaos = runs["base"], runs["chaos"]
-    base_dups = sum(len(v) - 1 for v in base.values())
-    missing = sum(1 for k in base if k not in chaos)
-    extra = sum(1 for k in chaos if k not in base)
-    dups = sum(len(v) - 1 for v in chaos.values())
-    differing_dups = sum(1 for v in chaos.values() if len(set(v)) > 1)
-    wrong = sum(1 for k, v in chaos.items() if k in base and any(c != base[k][0] for c in v))
-    n_base = sum(len(v) for v in base.values())
-    n_chaos = sum(len(v) for v in chaos.values())
-    rows.append((topic, n_base, n_chaos, missing, extra, dups, wrong))
-    bad += missing + extra + wrong + base_dups + differing_dups
-    if guarantee == "exactly-once":
-        bad += dups
-    if topic == "dlq" and n_base == 0:
-        print("no dead letters in the baseline: the input had no invalid record")
-        bad += 1
-print(f"{'topic':<10} {'baseline':>9} {'chaos':>9} {'missing':>8} {'extra':>6} {'duplicate':>9} {'wrong':>6}")
-for t, nb, nc, m, e, d, w in rows:
-    print(f"{t:<10} {nb:>9} {nc:>9} {m:>8} {e:>6} {d:>9} {w:>6}")
-print(f"discrepancies={bad}")
-PY
+python3 examples/compare_runs.py "$work" "$guarantee" alerts episodes dlq late >"$work/table"
 
 echo
 echo "chaos run: $guarantee, seed $seed, $readings readings at $rate/s, $partitions partitions, 3 instances"

@@ -42,7 +42,7 @@ pub(super) fn follow_profiles(
     let info = describe(cfg, topic)?;
     refuse_uncompacted(topic, &info, "profiles")?;
     warn_single_replica(topic, &info);
-    let follower = TableFollower::new(&cfg.bootstrap, &cfg.overrides, topic, ADMIN_TIMEOUT)?;
+    let follower = TableFollower::new(&cfg.bootstrap, &reader_props(cfg), topic, ADMIN_TIMEOUT)?;
     let updates = follower
         .catch_up(Duration::from_secs(60))
         .with_context(|| format!("reading the profiles topic {topic}"))?;
@@ -54,6 +54,14 @@ pub(super) fn follow_profiles(
         "Patient profiles read."
     );
     Ok(follower)
+}
+
+/// Properties of the readers that assign partitions themselves (profiles, changelog): the
+/// job's own group id, so its principal needs no ACL on another group (they never join it).
+pub(super) fn reader_props(cfg: &RunConfig) -> Vec<(String, String)> {
+    let mut props = cfg.overrides.clone();
+    props.push(("group.id".to_owned(), cfg.group.clone()));
+    props
 }
 
 pub(super) fn apply_profiles(processor: &mut Processor, topic: &str, updates: Vec<TableUpdate>) {
@@ -85,7 +93,7 @@ pub(super) fn ensure_output_topics(cfg: &RunConfig) -> anyhow::Result<()> {
         &cfg.late_topic,
         &cfg.episodes_topic,
     ] {
-        match describe(cfg, topic) {
+        match describe_within(cfg, topic, Duration::ZERO) {
             Ok(info) => warn_single_replica(topic, &info),
             // A topic the broker creates on first write (auto.create.topics.enable) is not
             // there yet; nothing to check.
@@ -130,10 +138,24 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
     Ok(())
 }
 
+/// The topic as the cluster describes it. A topic just created may not have reached the
+/// metadata of every broker yet (a cluster answers from whichever broker it asks): it is asked
+/// again for a while before being called missing.
 fn describe(cfg: &RunConfig, topic: &str) -> anyhow::Result<TopicInfo> {
+    describe_within(cfg, topic, ADMIN_TIMEOUT)
+}
+
+fn describe_within(cfg: &RunConfig, topic: &str, wait: Duration) -> anyhow::Result<TopicInfo> {
     let admin = client_config(&cfg.bootstrap, &cfg.overrides);
-    blocking::describe_topic(&admin, topic, ADMIN_TIMEOUT)
-        .with_context(|| format!("describing topic {topic}"))
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match blocking::describe_topic(&admin, topic, ADMIN_TIMEOUT) {
+            Err(KafkaError::Topic { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r => return r.with_context(|| format!("describing topic {topic}")),
+        }
+    }
 }
 
 /// State of input partition p lives in changelog partition p: a changelog with another
