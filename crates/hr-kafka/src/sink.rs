@@ -1,4 +1,5 @@
-//! Sinks: one idempotent producer for alerts, dead letters and late records, and a JSONL file.
+//! Sinks: one producer (idempotent, or transactional) for alerts, episodes, dead letters, late
+//! records and any other keyed JSON, and the JSONL alert files.
 //!
 //! Every send is asynchronous; [`Sink::flush`] waits until librdkafka has an answer for each
 //! and reports how many failed, so the caller commits offsets only after its output is durable.
@@ -153,14 +154,69 @@ fn left(deadline: Instant) -> Duration {
         .max(Duration::from_secs(1))
 }
 
+/// How long past its own timeout a transactional call may take before it is given up on.
+const STUCK_MARGIN: Duration = Duration::from_secs(5);
+
+/// The producer a transactional call runs on, shared with the thread that runs it.
+type TxnProducer = ThreadedProducer<DeliveryLog>;
+
+/// Runs the transactional call `f` on a thread of its own and waits for it up to `timeout` plus
+/// a margin. librdkafka's `send_offsets_to_transaction` can block forever when the group
+/// coordinator it has cached went away (librdkafka issues #5456 and #5511: its timeout is not
+/// enforced for coordinator requests); a call that does not return in time is left behind with
+/// its producer, and the error says the producer must be replaced.
+fn guarded(
+    producer: &TxnProducer,
+    what: &'static str,
+    timeout: Duration,
+    f: impl FnOnce(&TxnProducer, Duration) -> Result<(), RdError> + Send + 'static,
+) -> Result<(), GuardedError> {
+    let producer = producer.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hr-txn-call".into())
+        .spawn(move || {
+            let _ = tx.send(f(&producer, timeout));
+        })
+        .map_err(|e| GuardedError::Failed(KafkaError::State(format!("starting {what}: {e}"))))?;
+    match rx.recv_timeout(timeout + STUCK_MARGIN) {
+        Ok(r) => r.map_err(|e| GuardedError::Failed(e.into())),
+        Err(_) => Err(GuardedError::Stuck(KafkaError::State(format!(
+            "{what} did not return within {} s of its {} s timeout; the producer is given up",
+            STUCK_MARGIN.as_secs(),
+            timeout.as_secs()
+        )))),
+    }
+}
+
+/// How a [`guarded`] call failed.
+enum GuardedError {
+    /// It returned this error.
+    Failed(KafkaError),
+    /// It did not return: the producer cannot be used again.
+    Stuck(KafkaError),
+}
+
 /// Calls the transactional step `f` with the time left, again while librdkafka says the call
-/// must be repeated to resume (a timeout, a coordinator moving), until `deadline`.
+/// must be repeated to resume (a timeout, a coordinator moving), until `deadline`. Each call
+/// runs [`guarded`]; one that never returns sets `stuck`.
 fn resume(
+    producer: &TxnProducer,
+    what: &'static str,
     deadline: Instant,
-    mut f: impl FnMut(Duration) -> Result<(), RdError>,
+    stuck: &mut bool,
+    f: impl Fn(&TxnProducer, Duration) -> Result<(), RdError> + Send + Sync + Clone + 'static,
 ) -> Result<(), KafkaError> {
     loop {
-        match f(left(deadline)).map_err(KafkaError::from) {
+        let result = match guarded(producer, what, left(deadline), f.clone()) {
+            Ok(()) => Ok(()),
+            Err(GuardedError::Failed(e)) => Err(e),
+            Err(GuardedError::Stuck(e)) => {
+                *stuck = true;
+                return Err(e);
+            }
+        };
+        match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_retriable_txn() && Instant::now() < deadline => {
                 tracing::debug!(error = %e, "A transactional call timed out; resuming it.");
@@ -209,7 +265,10 @@ impl Sink {
         let mut props = vec![("transactional.id".to_owned(), transactional_id.to_owned())];
         props.extend(overrides.iter().cloned());
         let mut sink = Self::new(bootstrap, &props)?;
-        sink.producer.init_transactions(timeout)?;
+        guarded(&sink.producer, "init_transactions", timeout, |p, t| {
+            p.init_transactions(t)
+        })
+        .map_err(|(GuardedError::Failed(e) | GuardedError::Stuck(e))| e)?;
         sink.producer.begin_transaction()?;
         sink.transactional = true;
         Ok(sink)
@@ -248,9 +307,18 @@ impl Sink {
             let meta = source.group_metadata().ok_or_else(|| {
                 KafkaError::State("the consumer has no group metadata yet".into())
             })?;
-            resume(deadline, |t| {
-                self.producer.send_offsets_to_transaction(&tpl, &meta, t)
-            })?;
+            let (tpl, meta) = (Arc::new(tpl), Arc::new(meta));
+            let mut stuck = false;
+            let sent = resume(
+                &self.producer,
+                "send_offsets_to_transaction",
+                deadline,
+                &mut stuck,
+                move |p, t| p.send_offsets_to_transaction(&tpl, &meta, t),
+            );
+            // A call left behind holds the transaction: only a new producer can end it.
+            self.in_doubt = stuck;
+            sent?;
         }
         // rust-rdkafka's commit_transaction flushes first, in 100 ms sleeps that never wake
         // early under a threaded producer: every commit took at least 100 ms. Flushing here
@@ -259,9 +327,16 @@ impl Sink {
         self.flush(left(deadline))?;
         // From here until the answer, the broker may have the commit: its outcome is unknown.
         self.in_doubt = true;
-        if let Err(e) = resume(deadline, |t| self.producer.commit_transaction(t)) {
+        let mut stuck = false;
+        if let Err(e) = resume(
+            &self.producer,
+            "commit_transaction",
+            deadline,
+            &mut stuck,
+            |p, t| p.commit_transaction(t),
+        ) {
             // An abortable or fenced transaction was not committed.
-            self.in_doubt = !(e.txn_requires_abort() || e.is_fenced());
+            self.in_doubt = stuck || !(e.txn_requires_abort() || e.is_fenced());
             return Err(e);
         }
         self.in_doubt = false;
@@ -271,8 +346,9 @@ impl Sink {
     }
 
     /// Whether the last [`commit`](Self::commit) failed with its outcome unknown (the commit
-    /// request may have reached the coordinator). The producer cannot abort it; a new one with
-    /// the same transactional id fences this one and lets the coordinator finish it.
+    /// request may have reached the coordinator), or a transactional call never returned. The
+    /// producer cannot abort it; a new one with the same transactional id fences this one and
+    /// lets the coordinator finish it.
     pub fn in_doubt(&self) -> bool {
         self.in_doubt
     }
@@ -292,7 +368,16 @@ impl Sink {
             ));
         }
         let deadline = Instant::now() + timeout;
-        resume(deadline, |t| self.producer.abort_transaction(t))?;
+        let mut stuck = false;
+        let aborted = resume(
+            &self.producer,
+            "abort_transaction",
+            deadline,
+            &mut stuck,
+            |p, t| p.abort_transaction(t),
+        );
+        self.in_doubt = stuck;
+        aborted?;
         // Records purged by the abort report failed deliveries that mean nothing now.
         self.take_failures();
         self.producer.begin_transaction()?;
@@ -374,19 +459,15 @@ impl Sink {
         Delivered(Arc::clone(self.producer.context()))
     }
 
-    /// Queues an alert: key `patient_id`, value the alert's JSON.
+    /// Queues one JSON record under a text key (an alert, a reading, an episode: the key is
+    /// the patient id wherever hr-stream writes).
     ///
     /// # Errors
     /// [`KafkaError::Client`] when the record cannot be queued.
-    pub fn send_alert(
-        &mut self,
-        topic: &str,
-        patient_id: &str,
-        json: &str,
-    ) -> Result<(), KafkaError> {
+    pub fn send_json(&mut self, topic: &str, key: &str, json: &str) -> Result<(), KafkaError> {
         self.send(
             BaseRecord::to(topic)
-                .key(patient_id.as_bytes())
+                .key(key.as_bytes())
                 .payload(json.as_bytes()),
         )
     }
