@@ -9,6 +9,18 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{KafkaError, RebalanceLog, client_config};
 
+/// The group id of a reader that assigns its partitions itself. It never joins the group or
+/// commits, but librdkafka still looks up the group's coordinator, which a broker with an
+/// authorizer allows only with DESCRIBE on the group: a `group.id` in `overrides` wins (the job
+/// passes its own group, which its principal may read already), else `default`.
+fn reader_group<'a>(overrides: &'a [(String, String)], default: &'a str) -> &'a str {
+    overrides
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "group.id")
+        .map_or(default, |(_, v)| v.as_str())
+}
+
 /// Reads `topic` from the beginning up to the end offsets seen at the call and returns the last
 /// value of each key (a record without a value deletes its key). Keyless records are ignored.
 ///
@@ -25,7 +37,7 @@ pub fn read_table(
 ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, KafkaError> {
     let mut cc = client_config(bootstrap, overrides);
     cc.set("enable.auto.commit", "false")
-        .set("group.id", "hr-table-reader")
+        .set("group.id", reader_group(overrides, "hr-table-reader"))
         // Compaction leaves gaps, so the last offset may never be seen: end-of-partition is the end.
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer<RebalanceLog> = cc.create_with_context(RebalanceLog::default())?;
@@ -113,7 +125,7 @@ impl PartitionReader {
     ) -> Result<Self, KafkaError> {
         let mut cc = client_config(bootstrap, overrides);
         cc.set("enable.auto.commit", "false")
-            .set("group.id", "hr-changelog-reader")
+            .set("group.id", reader_group(overrides, "hr-changelog-reader"))
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true");
         Ok(Self {
@@ -130,9 +142,13 @@ impl PartitionReader {
     /// `timeout`.
     pub fn read(&self, partition: i32, timeout: Duration) -> Result<PartitionTable, KafkaError> {
         let mut table = PartitionTable::default();
-        let (low, high) = self
-            .consumer
-            .fetch_watermarks(&self.topic, partition, timeout)?;
+        // The ends come from the partition's leader: a leader that died does not answer, and
+        // the caller asks again (with fresh metadata) sooner than the whole read's timeout.
+        let (low, high) = self.consumer.fetch_watermarks(
+            &self.topic,
+            partition,
+            timeout.min(Duration::from_secs(5)),
+        )?;
         if high <= low {
             return Ok(table);
         }
@@ -223,7 +239,7 @@ impl TableFollower {
     ) -> Result<Self, KafkaError> {
         let mut cc = client_config(bootstrap, overrides);
         cc.set("enable.auto.commit", "false")
-            .set("group.id", "hr-table-follower")
+            .set("group.id", reader_group(overrides, "hr-table-follower"))
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true");
         let consumer: BaseConsumer<RebalanceLog> =

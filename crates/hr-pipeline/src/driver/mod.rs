@@ -62,7 +62,9 @@ mod topics;
 use batch::{Batch, BatchRecord, Item, Tally};
 use outputs::{Outputs, output_limit};
 use rebalance::{RevokeBarrier, lock};
-use topics::{apply_profiles, ensure_changelog, ensure_output_topics, follow_profiles};
+use topics::{
+    apply_profiles, ensure_changelog, ensure_output_topics, follow_profiles, reader_props,
+};
 
 /// How long a restore waits for a changelog partition to catch up with the committed offset
 /// (a committed transaction's markers still on their way): a little over the transaction
@@ -80,6 +82,9 @@ const STOPPING_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one attempt at a broker call may take before the retry loop looks at the stop
 /// flag and tries again.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long reading one changelog partition may take (a large state on a loaded machine).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How outputs reach Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,14 +213,17 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
         from_beginning: cfg.from_beginning,
         bounded: cfg.bounded,
         overrides: src_props,
-    })?;
+    })
+    .map_err(refused(cfg, "READ", &cfg.input_topic))
+    .with_context(|| format!("reading the input topic {}", cfg.input_topic))?;
     let partitions = source
         .topic_partitions(Duration::from_secs(30))
+        .map_err(refused(cfg, "READ", &cfg.input_topic))
         .with_context(|| format!("reading the partitions of {}", cfg.input_topic))?;
     ensure_changelog(cfg, partitions.len() as i32)?;
     let limit = output_limit(cfg)?;
     let outputs = Outputs::new(cfg, limit)?;
-    let reader = PartitionReader::new(&cfg.bootstrap, &cfg.overrides, &cfg.changelog_topic())?;
+    let reader = PartitionReader::new(&cfg.bootstrap, &reader_props(cfg), &cfg.changelog_topic())?;
     let barrier = Arc::new(RevokeBarrier::default());
     {
         let barrier = Arc::clone(&barrier);
@@ -381,7 +389,10 @@ impl Job<'_> {
                     barrier.release();
                 }
                 let batch = match from_reader.recv_timeout(Duration::from_millis(50)) {
-                    Ok(b) => Some(b.map_err(|e| anyhow::anyhow!(e).context("reading the input"))?),
+                    Ok(b) => Some(b.map_err(|e| {
+                        let e = refused(self.cfg, "READ", &self.cfg.input_topic)(e);
+                        anyhow::anyhow!(e).context("reading the input")
+                    })?),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
@@ -581,6 +592,7 @@ impl Job<'_> {
             match follower.poll() {
                 Ok(updates) => apply_profiles(&mut self.processor, follower.topic(), updates),
                 Err(e) if e.is_fatal() => {
+                    let e = refused(self.cfg, "READ", follower.topic())(e);
                     return Err(anyhow::anyhow!(e).context("following the profiles topic"));
                 }
                 Err(e) => tracing::debug!(error = %e, "Profiles poll error; librdkafka retries."),
@@ -637,7 +649,11 @@ impl Job<'_> {
         // still holding offsets for these partitions, so the changelog read next is as
         // committed as the offsets are.
         let committed = self.retry("fetching committed offsets", |job| {
-            job.source.committed(ps, ATTEMPT_TIMEOUT)
+            job.source.committed(ps, ATTEMPT_TIMEOUT).map_err(refused(
+                job.cfg,
+                "READ",
+                &job.cfg.input_topic,
+            ))
         })?;
         for &p in ps {
             self.restore(p, committed.get(&p).copied().flatten(), seeks)?;
@@ -673,7 +689,23 @@ impl Job<'_> {
         let started = Instant::now();
         let (table, restored) = loop {
             let table = self.retry("reading the changelog", |job| {
-                job.reader.read(p, ATTEMPT_TIMEOUT)
+                let read = job.reader.read(p, RESTORE_TIMEOUT).map_err(refused(
+                    job.cfg,
+                    "READ",
+                    &job.cfg.changelog_topic(),
+                ));
+                if read.is_err() {
+                    // A reader that asked a broker that died may keep asking it until its
+                    // metadata is refreshed; a new one asks the cluster who leads now.
+                    if let Ok(fresh) = PartitionReader::new(
+                        &job.cfg.bootstrap,
+                        &reader_props(job.cfg),
+                        &job.cfg.changelog_topic(),
+                    ) {
+                        job.reader = fresh;
+                    }
+                }
+                read
             })?;
             let restored = changelog::decode(&table.entries)
                 .with_context(|| format!("decoding the state of partition {p}"))?;
@@ -846,6 +878,7 @@ impl Job<'_> {
             // coordinator (it outlived the transaction timeout: a pause, a cut), and a new
             // producer redoes the work, for the partitions this instance still owns.
             Err(e) if e.is_fatal() && !e.is_fenced() => {
+                let e = refused(self.cfg, "WRITE", &self.cfg.changelog_topic())(e);
                 Err(anyhow::anyhow!(e).context("committing (a fatal error: the job cannot go on)"))
             }
             Err(e) => {
@@ -1108,6 +1141,30 @@ impl Job<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// Names the ACL whose absence an authorization failure is: `operation` on `topic` (or on the
+/// topic the error names itself, such as an output a record was refused on), READ on the
+/// group, WRITE on the transactional ids (`<group>-<pid>-<nanos>`: a prefixed ACL on
+/// `<group>-`). Other errors pass unchanged.
+fn refused<'a>(
+    cfg: &'a RunConfig,
+    operation: &'a str,
+    topic: &'a str,
+) -> impl Fn(KafkaError) -> KafkaError + 'a {
+    use hr_kafka::rdkafka::types::RDKafkaErrorCode as C;
+    move |e| match e.code() {
+        Some(C::GroupAuthorizationFailed) => e.refused("READ", format!("group {}", cfg.group)),
+        Some(C::TransactionalIdAuthorizationFailed) => e.refused(
+            "WRITE",
+            format!("transactional id prefix {}- (prefixed)", cfg.group),
+        ),
+        Some(C::ClusterAuthorizationFailed) => e.refused(operation, "the cluster"),
+        _ => {
+            let topic = e.topic().unwrap_or(topic).to_owned();
+            e.refused(operation, format!("topic {topic}"))
+        }
     }
 }
 
