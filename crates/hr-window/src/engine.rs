@@ -1,20 +1,20 @@
-//! The keyed window engine: clocks per scope, timers, idleness, snapshots.
+//! The keyed window engine: partitions of keyed state, fed one event at a time, with the
+//! watermark rules of the configured scope (see [`crate::watermark`]).
+
+mod state;
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::time::Instant;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::Aggregator;
 use crate::config::{ConfigError, EVENT_TIME_LIMIT_MS, EngineConfig, WatermarkScope};
-use crate::key_state::{Firing, KeyState};
-use crate::output::{Counters, Emission, FiredWindow, Outcome};
-use crate::snapshot::{
-    KeySnapshot, PartitionChanges, PartitionMeta, PartitionSnapshot, RestoreError,
-};
+use crate::key_idle;
+use crate::key_state::{Fire, KeyState};
+use crate::output::{Counters, Emission, Outcome};
+use crate::partition::{Partition, mark_changed};
+use crate::watermark::{GlobalClock, Moved, Scope, Watermark, fire_due, global, with_scope};
 use crate::windows::Grid;
 
 /// A keyed event-time window engine over any number of source partitions.
@@ -37,7 +37,7 @@ pub struct WindowEngine<K, A: Aggregator> {
     /// Ordered so that anything iterating partitions does so deterministically.
     partitions: BTreeMap<u32, Partition<K, A::Acc>>,
     /// Global scope: monotone, the minimum over active partitions' watermarks.
-    global_wm: i64,
+    global: GlobalClock,
     finished: bool,
     totals: Totals,
 }
@@ -51,101 +51,12 @@ struct Totals {
     idle: u64,
 }
 
-struct Partition<K, Acc> {
-    keys: HashMap<K, KeyState<Acc>>,
-    /// Largest event time of any record (late or not), as Flink's watermark generator sees every
-    /// record before the window operator judges it.
-    max_seen: i64,
-    /// Raised to +∞ by `finish`.
-    floor: i64,
-    /// Partition and global scope: `(next_timer, key)` for every key with work pending, so a
-    /// watermark step pops exactly the keys it concerns (arroyo keeps its bins in an ordered map by
-    /// window end in the same way).
-    timers: BTreeSet<(i64, K)>,
-    /// `(heard_at, key)` for every key not reported idle. Lazy: an entry may be older than the
-    /// key's true `heard_at`, and is re-checked when it comes due.
-    idle_queue: BTreeSet<(i64, K)>,
-    /// `max_seen` above which the front of `idle_queue` is due; caches a tree descent per event.
-    idle_due: i64,
-    /// Processing-time idleness for global scope, after Flink's `WatermarksWithIdleness`: a count
-    /// of records, the count at the last check, and since when the count has not moved.
-    activity: u64,
-    checked_activity: u64,
-    inactive_since: Option<Instant>,
-    idle: bool,
-    /// Keys whose state changed since the last `take_changes`, each once (`KeyState::changed`).
-    changed: Vec<K>,
-}
-
-impl<K: Ord, Acc> Partition<K, Acc> {
-    fn new(floor: i64) -> Self {
-        Partition {
-            keys: HashMap::new(),
-            max_seen: i64::MIN,
-            floor,
-            timers: BTreeSet::new(),
-            idle_queue: BTreeSet::new(),
-            idle_due: i64::MAX,
-            activity: 0,
-            checked_activity: 0,
-            inactive_since: None,
-            idle: false,
-            changed: Vec::new(),
+impl Totals {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Aggregated => self.aggregated += 1,
+            Outcome::Late { .. } => self.late += 1,
         }
-    }
-
-    fn watermark(&self, delay: i64) -> i64 {
-        self.max_seen.saturating_sub(delay + 1).max(self.floor)
-    }
-
-    fn refresh_idle_due(&mut self, timeout: i64) {
-        self.idle_due = self
-            .idle_queue
-            .first()
-            .map_or(i64::MAX, |(heard_at, _)| heard_at.saturating_add(timeout));
-    }
-}
-
-fn key_watermark<Acc>(state: &KeyState<Acc>, partition_floor: i64, delay: i64) -> i64 {
-    state
-        .max_seen
-        .saturating_sub(delay + 1)
-        .max(state.floor)
-        .max(partition_floor)
-}
-
-fn fired<K, Acc>(partition: u32, key: K, firing: Firing<Acc>) -> Emission<K, Acc> {
-    Emission::Fired(FiredWindow {
-        partition,
-        key,
-        start: firing.start,
-        end: firing.end,
-        acc: firing.acc,
-        revision: firing.revision,
-    })
-}
-
-/// Lists `key` among its partition's changed keys, once until the next `take_changes`.
-fn mark_changed<K: Clone, Acc>(changed: &mut Vec<K>, state: &mut KeyState<Acc>, key: &K) {
-    if !state.changed {
-        state.changed = true;
-        changed.push(key.clone());
-    }
-}
-
-/// Moves `(old, key)` to `(new, key)` in a timer set; `i64::MAX` means no entry.
-fn reschedule<K: Ord>(timers: &mut BTreeSet<(i64, K)>, old: i64, new: i64, key: K) {
-    if old == new {
-        return;
-    }
-    if old != i64::MAX {
-        let entry = (old, key);
-        timers.remove(&entry);
-        if new != i64::MAX {
-            timers.insert((new, entry.1));
-        }
-    } else if new != i64::MAX {
-        timers.insert((new, key));
     }
 }
 
@@ -167,7 +78,7 @@ where
             config,
             aggregator,
             partitions: BTreeMap::new(),
-            global_wm: i64::MIN,
+            global: GlobalClock::new(),
             finished: false,
             totals: Totals::default(),
         })
@@ -216,69 +127,61 @@ where
             "event time {t} ms is outside the supported range of ±{EVENT_TIME_LIMIT_MS} ms"
         );
         let mark = out.len();
-        let scope = self.config.scope;
+        let outcome = with_scope!(self.config.scope, S => {
+            self.process_in::<S, Q>(partition, key, t, input, out)
+        });
+        self.finish_batch(mark, out);
+        outcome
+    }
+
+    /// [`process`](Self::process) under the rules of scope `S`: assign the event to its windows,
+    /// update the scope's clock, fire what its watermark passed.
+    fn process_in<S: Scope, Q>(
+        &mut self,
+        partition: u32,
+        key: &Q,
+        t: i64,
+        input: &A::Input,
+        out: &mut Vec<Emission<K, A::Acc>>,
+    ) -> Outcome
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let delay = self.config.out_of_orderness_ms;
         let idle_timeout = self.config.key_idle_timeout_ms;
-        let grid = self.grid;
+        let fire = Fire::new(&self.grid, &self.aggregator, partition);
         let floor = if self.finished { i64::MAX } else { i64::MIN };
         let part = self
             .partitions
             .entry(partition)
             .or_insert_with(|| Partition::new(floor));
-        part.activity = part.activity.wrapping_add(1);
-        let was_idle = std::mem::replace(&mut part.idle, false);
-        let partition_wm_before = part.watermark(delay);
-        part.max_seen = part.max_seen.max(t);
-
-        let (state, is_new) = match part.keys.get_mut(key) {
+        let woke = part.activity.record();
+        let before = part.clock;
+        part.clock.max_seen = part.clock.max_seen.max(t);
+        let (state, is_new) = match part.keys.states.get_mut(key) {
             Some(state) => (state, false),
             None => (
                 part.keys
+                    .states
                     .entry(key.to_owned())
                     .or_insert_with(KeyState::new),
                 true,
             ),
         };
-        if !state.changed {
-            state.changed = true;
-            part.changed.push(key.to_owned());
-        }
-        let wm_before = match scope {
-            WatermarkScope::Key => key_watermark(state, part.floor, delay),
-            WatermarkScope::Partition => partition_wm_before,
-            WatermarkScope::Global => self.global_wm,
-        };
-        let timer_before = state.next_timer;
-        let outcome = if grid.retire_at(t) <= wm_before {
-            self.totals.late += 1;
-            Outcome::Late {
-                watermark_ms: wm_before,
-                lateness_ms: wm_before.saturating_sub(t),
-            }
-        } else {
-            state.add(&grid, &self.aggregator, t, input, wm_before, &mut |f| {
-                out.push(fired(partition, key.to_owned(), f))
-            });
-            self.totals.aggregated += 1;
-            Outcome::Aggregated
-        };
-        state.max_seen = state.max_seen.max(t);
-        state.heard_at = part.max_seen;
-        let resumed = state.idle;
-        let revived = is_new || resumed;
-        state.idle = false;
-        if scope == WatermarkScope::Key {
-            let wm = key_watermark(state, part.floor, delay);
-            if wm >= state.next_timer {
-                state.advance(&grid, &self.aggregator, wm, &mut |f| {
-                    out.push(fired(partition, key.to_owned(), f))
-                });
-            }
-        }
-        let timer_after = state.next_timer;
+        mark_changed(&mut part.keys.changed, state, key);
 
-        if scope != WatermarkScope::Key && timer_after != timer_before {
-            reschedule(&mut part.timers, timer_before, timer_after, key.to_owned());
+        // Assign the event to its windows, judged by the watermark that applied before it.
+        let wm = S::watermark(&self.global, before, Some(&*state), delay);
+        let timer_before = state.next_timer;
+        let outcome = fire.assign(key, state, t, input, wm, out);
+        self.totals.count(outcome);
+        let resumed = state.hear(t, part.clock.max_seen);
+
+        // Update the scope's clock: the key's own, which fires at once in key scope...
+        S::key_moved(&fire, key, state, part.clock.floor, delay, out);
+        if S::TIMERS {
+            part.timers.reschedule(timer_before, state.next_timer, key);
         }
         if resumed {
             out.push(Emission::KeyResumed {
@@ -288,42 +191,35 @@ where
             });
         }
         if let Some(timeout) = idle_timeout
-            && revived
+            && (is_new || resumed)
         {
-            part.idle_queue.insert((part.max_seen, key.to_owned()));
-            if part.idle_due == i64::MAX {
-                part.refresh_idle_due(timeout);
+            part.idle_keys
+                .watch(part.clock.max_seen, key.to_owned(), timeout);
+        }
+
+        // ...or the partition's or the global one, and fire what its watermark passed.
+        match S::partition_moved(before, part.clock, woke, delay) {
+            Moved::Nothing => {}
+            Moved::Partition(wm) => fire_due(part, wm, &fire, out),
+            Moved::GlobalInput => {
+                global::advance(&mut self.global, &mut self.partitions, &fire, delay, out);
             }
         }
-        match scope {
-            WatermarkScope::Key => {}
-            WatermarkScope::Partition => {
-                let wm = part.watermark(delay);
-                if wm > partition_wm_before {
-                    fire_timers(part, partition, wm, &grid, &self.aggregator, out);
-                }
-            }
-            WatermarkScope::Global => {
-                if was_idle || part.watermark(delay) > partition_wm_before {
-                    self.advance_global(out);
-                }
-            }
-        }
-        if let Some(timeout) = idle_timeout {
-            let part = self.partitions.get_mut(&partition).expect("added above");
-            if part.max_seen > part.idle_due {
-                detect_idle_keys(
-                    part,
-                    partition,
-                    timeout,
-                    &self.config,
-                    &self.aggregator,
-                    out,
-                );
-            }
-        }
-        self.finish_batch(mark, out);
+        self.detect_silent_keys::<S>(partition, out);
         outcome
+    }
+
+    /// Reports the keys of `partition` it has moved on from by more than the key idle timeout.
+    fn detect_silent_keys<S: Scope>(&mut self, partition: u32, out: &mut Vec<Emission<K, A::Acc>>) {
+        let Some(timeout) = self.config.key_idle_timeout_ms else {
+            return;
+        };
+        let part = self.partitions.get_mut(&partition).expect("added above");
+        if part.idle_keys.is_due(part.clock.max_seen) {
+            let fire = Fire::new(&self.grid, &self.aggregator, partition);
+            let delay = self.config.out_of_orderness_ms;
+            key_idle::detect::<S, _, _>(part, &fire, timeout, delay, out);
+        }
     }
 
     /// Lets wall-clock time pass for partition idleness in [`WatermarkScope::Global`] (Flink's
@@ -342,22 +238,17 @@ where
             return;
         }
         let mark = out.len();
-        for part in self.partitions.values_mut() {
-            if part.activity != part.checked_activity {
-                part.checked_activity = part.activity;
-                part.inactive_since = None;
-                continue;
-            }
-            match part.inactive_since {
-                None => part.inactive_since = Some(now),
-                Some(since) => {
-                    if now.saturating_duration_since(since) > timeout {
-                        part.idle = true;
-                    }
-                }
-            }
-        }
-        self.advance_global(out);
+        let fire = Fire::new(&self.grid, &self.aggregator, 0);
+        let delay = self.config.out_of_orderness_ms;
+        global::on_processing_time(
+            &mut self.global,
+            &mut self.partitions,
+            now,
+            timeout,
+            &fire,
+            delay,
+            out,
+        );
         self.finish_batch(mark, out);
     }
 
@@ -367,16 +258,13 @@ where
     pub fn finish(&mut self, out: &mut Vec<Emission<K, A::Acc>>) {
         let mark = out.len();
         self.finished = true;
-        self.global_wm = i64::MAX;
+        self.global.finish();
         for (&id, part) in &mut self.partitions {
-            part.floor = i64::MAX;
+            let fire = Fire::new(&self.grid, &self.aggregator, id);
+            part.clock.floor = i64::MAX;
             part.timers.clear();
-            for (key, state) in &mut part.keys {
-                mark_changed(&mut part.changed, state, key);
-                state.advance(&self.grid, &self.aggregator, i64::MAX, &mut |f| {
-                    out.push(fired(id, key.clone(), f))
-                });
-            }
+            part.keys
+                .touch_all(|key, state| fire.advance(key, state, i64::MAX, out));
         }
         self.finish_batch(mark, out);
     }
@@ -393,25 +281,23 @@ where
             return;
         };
         let mark = out.len();
+        let fire = Fire::new(&self.grid, &self.aggregator, partition);
         let delay = self.config.out_of_orderness_ms;
         let mut keys: Vec<K> = part
             .keys
+            .states
             .iter()
             .filter(|(_, s)| !s.idle)
             .map(|(k, _)| k.clone())
             .collect();
         keys.sort_unstable();
         for key in keys {
-            let state = part.keys.get_mut(&key).expect("listed above");
+            let state = part.keys.states.get_mut(&key).expect("listed above");
             state.idle = true;
-            mark_changed(&mut part.changed, state, &key);
-            if self.config.scope == WatermarkScope::Key {
-                state.floor = state.closing_floor(&self.grid);
-                let wm = key_watermark(state, part.floor, delay);
-                state.advance(&self.grid, &self.aggregator, wm, &mut |f| {
-                    out.push(fired(partition, key.clone(), f))
-                });
-            }
+            mark_changed(&mut part.keys.changed, state, &key);
+            with_scope!(self.config.scope, S => {
+                S::key_silent(&fire, &key, state, part.clock.floor, delay, out)
+            });
             out.push(Emission::KeyIdle {
                 partition,
                 last_event_time_ms: state.max_seen,
@@ -419,8 +305,9 @@ where
             });
         }
         // Idle keys leave the event-time idle queue until they are heard from again.
-        part.idle_queue.clear();
-        part.refresh_idle_due(self.config.key_idle_timeout_ms.unwrap_or(i64::MAX));
+        part.idle_keys.clear();
+        part.idle_keys
+            .refresh(self.config.key_idle_timeout_ms.unwrap_or(i64::MAX));
         self.finish_batch(mark, out);
     }
 
@@ -457,14 +344,10 @@ where
     {
         let part = self.partitions.get(&partition)?;
         let delay = self.config.out_of_orderness_ms;
-        let wm = match self.config.scope {
-            WatermarkScope::Key => part
-                .keys
-                .get(key)
-                .map_or(part.floor, |state| key_watermark(state, part.floor, delay)),
-            WatermarkScope::Partition => part.watermark(delay),
-            WatermarkScope::Global => self.global_wm,
-        };
+        let state = part.keys.states.get(key);
+        let wm = with_scope!(self.config.scope, S => {
+            S::watermark(&self.global, part.clock, state, delay)
+        });
         (wm != i64::MIN).then_some(wm)
     }
 
@@ -472,7 +355,7 @@ where
     /// `None` for a partition without state or before its first event.
     pub fn max_event_time(&self, partition: u32) -> Option<i64> {
         let part = self.partitions.get(&partition)?;
-        (part.max_seen != i64::MIN).then_some(part.max_seen)
+        (part.clock.max_seen != i64::MIN).then_some(part.clock.max_seen)
     }
 
     /// The watermark of `partition` as a whole, for metrics: the global one in global scope;
@@ -481,13 +364,23 @@ where
     /// the partition's most advanced key. `None` before there is one.
     pub fn partition_watermark(&self, partition: u32) -> Option<i64> {
         let part = self.partitions.get(&partition)?;
-        let wm = match self.config.scope {
-            WatermarkScope::Global => self.global_wm,
-            WatermarkScope::Key | WatermarkScope::Partition => {
-                part.watermark(self.config.out_of_orderness_ms)
-            }
-        };
+        let delay = self.config.out_of_orderness_ms;
+        let wm = with_scope!(self.config.scope, S => {
+            S::partition_watermark(&self.global, part.clock, delay)
+        });
         (wm != i64::MIN).then_some(wm)
+    }
+
+    /// What `partition` contributes to the global watermark of [`WatermarkScope::Global`]:
+    /// [`Watermark::Idle`] while it is idle by processing time (see
+    /// [`on_processing_time`](Self::on_processing_time)), otherwise its own clock as
+    /// [`Watermark::EventTime`] (`i64::MIN` before its first record, `i64::MAX` once finished).
+    /// The global watermark is the [minimum](Watermark::min_of) of these over all partitions,
+    /// never moving backwards. In other scopes no partition goes idle. `None` for a partition
+    /// without state.
+    pub fn global_input(&self, partition: u32) -> Option<Watermark> {
+        let part = self.partitions.get(&partition)?;
+        Some(global::input(part, self.config.out_of_orderness_ms))
     }
 
     /// Totals since creation and the current size of the state. Sizes are counted on demand, in
@@ -503,181 +396,14 @@ where
             ..Counters::default()
         };
         for part in self.partitions.values() {
-            counters.keys += part.keys.len();
-            for state in part.keys.values() {
+            counters.keys += part.keys.states.len();
+            for state in part.keys.states.values() {
                 counters.open_panes += state.panes.len();
                 counters.pending_windows += state.pending_windows(&self.grid);
                 counters.retained_windows += state.fired.len();
             }
         }
         counters
-    }
-
-    /// Captures the state of `partition`, or `None` if the engine has none for it.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// # use hr_window::{Aggregator, EngineConfig, WindowEngine};
-    /// # struct Count;
-    /// # impl Aggregator for Count {
-    /// #     type Input = ();
-    /// #     type Acc = u64;
-    /// #     fn create(&self) -> u64 { 0 }
-    /// #     fn add(&self, acc: &mut u64, _: &()) { *acc += 1 }
-    /// #     fn merge(&self, acc: &mut u64, other: &u64) { *acc += other }
-    /// # }
-    /// let mut engine = WindowEngine::<String, _>::new(EngineConfig::default(), Count)?;
-    /// let mut out = Vec::new();
-    /// engine.process(0, "p001", 10_000, &(), &mut out);
-    /// let json = serde_json::to_string(&engine.snapshot(0).unwrap())?;
-    ///
-    /// // Another engine (after a crash, or on the instance that gets the partition) carries on.
-    /// let mut restored = WindowEngine::<String, _>::new(EngineConfig::default(), Count)?;
-    /// restored.restore(0, serde_json::from_str(&json)?)?;
-    /// restored.process(0, "p001", 65_000, &(), &mut out);
-    /// assert_eq!(out.len(), 1, "the window [0, 60 s) held the event from before the snapshot");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn snapshot(&self, partition: u32) -> Option<PartitionSnapshot<K, A::Acc>>
-    where
-        K: Serialize,
-        A::Acc: Serialize,
-    {
-        let part = self.partitions.get(&partition)?;
-        let mut keys: Vec<KeySnapshot<K, A::Acc>> = part
-            .keys
-            .iter()
-            .map(|(key, state)| KeySnapshot::capture(key.clone(), state))
-            .collect();
-        keys.sort_unstable_by(|a, b| a.key().cmp(b.key()));
-        Some(PartitionSnapshot {
-            window: self.config.window,
-            out_of_orderness_ms: self.config.out_of_orderness_ms,
-            allowed_lateness_ms: self.config.allowed_lateness_ms,
-            scope: self.config.scope,
-            max_event_time_ms: part.max_seen,
-            floor_ms: part.floor,
-            keys,
-        })
-    }
-
-    /// What changed in `partition` since the previous call (or since it was added or restored):
-    /// the partition's meta record and a snapshot of each key whose state changed, sorted by
-    /// key. `None` if the engine has no state for the partition. A changelog that writes these at
-    /// each commit holds, per key, the same state [`snapshot`](Self::snapshot) would capture, at
-    /// a cost that follows the keys that changed rather than all keys.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// # use hr_window::{Aggregator, EngineConfig, PartitionSnapshot, WindowEngine};
-    /// # struct Count;
-    /// # impl Aggregator for Count {
-    /// #     type Input = ();
-    /// #     type Acc = u64;
-    /// #     fn create(&self) -> u64 { 0 }
-    /// #     fn add(&self, acc: &mut u64, _: &()) { *acc += 1 }
-    /// #     fn merge(&self, acc: &mut u64, other: &u64) { *acc += other }
-    /// # }
-    /// let mut engine = WindowEngine::<String, _>::new(EngineConfig::default(), Count)?;
-    /// let mut out = Vec::new();
-    /// engine.process(0, "p001", 10_000, &(), &mut out);
-    /// engine.process(0, "p002", 10_000, &(), &mut out);
-    /// assert_eq!(engine.take_changes(0).unwrap().keys.len(), 2);
-    /// engine.process(0, "p002", 11_000, &(), &mut out);
-    /// let changes = engine.take_changes(0).unwrap();
-    /// assert_eq!(changes.keys.len(), 1, "only p002 changed");
-    /// assert_eq!(changes.keys[0].key(), "p002");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn take_changes(&mut self, partition: u32) -> Option<PartitionChanges<K, A::Acc>> {
-        let part = self.partitions.get_mut(&partition)?;
-        let mut keys = Vec::with_capacity(part.changed.len());
-        for key in part.changed.drain(..) {
-            if let Some(state) = part.keys.get_mut(&key) {
-                state.changed = false;
-                keys.push(KeySnapshot::capture(key, state));
-            }
-        }
-        keys.sort_unstable_by(|a, b| a.key().cmp(b.key()));
-        Some(PartitionChanges {
-            meta: PartitionMeta::new(&self.config, part.max_seen, part.floor),
-            keys,
-        })
-    }
-
-    /// Replaces the state of `partition` with `snapshot`. In key and partition scope, replaying the
-    /// partition's records after the snapshot point then reproduces an uninterrupted run exactly.
-    ///
-    /// # Errors
-    ///
-    /// [`RestoreError::ConfigMismatch`] if the snapshot was taken with another window, delay,
-    /// lateness or scope; [`RestoreError::Corrupt`] if its panes or windows are out of order or off
-    /// the grid. The engine is unchanged on error.
-    pub fn restore(
-        &mut self,
-        partition: u32,
-        snapshot: PartitionSnapshot<K, A::Acc>,
-    ) -> Result<(), RestoreError>
-    where
-        K: DeserializeOwned,
-        A::Acc: DeserializeOwned,
-    {
-        let config = &self.config;
-        let mismatch = if snapshot.window != config.window {
-            Some("window")
-        } else if snapshot.out_of_orderness_ms != config.out_of_orderness_ms {
-            Some("out_of_orderness_ms")
-        } else if snapshot.allowed_lateness_ms != config.allowed_lateness_ms {
-            Some("allowed_lateness_ms")
-        } else if snapshot.scope != config.scope {
-            Some("scope")
-        } else {
-            None
-        };
-        if let Some(field) = mismatch {
-            return Err(RestoreError::ConfigMismatch { field });
-        }
-        let mut part = Partition::new(snapshot.floor_ms);
-        part.max_seen = snapshot.max_event_time_ms;
-        part.keys.reserve(snapshot.keys.len());
-        for key in snapshot.keys {
-            let (key, state) = key.into_state(&self.grid)?;
-            if self.config.scope != WatermarkScope::Key && state.next_timer != i64::MAX {
-                part.timers.insert((state.next_timer, key.clone()));
-            }
-            if self.config.key_idle_timeout_ms.is_some() && !state.idle {
-                part.idle_queue.insert((state.heard_at, key.clone()));
-            }
-            part.keys.insert(key, state);
-        }
-        if let Some(timeout) = self.config.key_idle_timeout_ms {
-            part.refresh_idle_due(timeout);
-        }
-        self.partitions.insert(partition, part);
-        Ok(())
-    }
-
-    /// Recomputes the global watermark and fires what it passes, in every partition.
-    fn advance_global(&mut self, out: &mut Vec<Emission<K, A::Acc>>) {
-        let delay = self.config.out_of_orderness_ms;
-        let candidate = self
-            .partitions
-            .values()
-            .filter(|p| !p.idle)
-            .map(|p| p.watermark(delay))
-            .min();
-        // With every partition idle the watermark stays where it is, as Flink's combined
-        // watermark does; it never moves backwards when a partition wakes up behind it.
-        let Some(candidate) = candidate else { return };
-        if candidate <= self.global_wm {
-            return;
-        }
-        self.global_wm = candidate;
-        for (&id, part) in &mut self.partitions {
-            fire_timers(part, id, candidate, &self.grid, &self.aggregator, out);
-        }
     }
 
     /// Sorts what one call emitted into output order and counts it.
@@ -697,79 +423,60 @@ where
     }
 }
 
-/// Partition and global scope: brings every key whose timer is at or below `wm` up to it.
-fn fire_timers<K, A>(
-    part: &mut Partition<K, A::Acc>,
-    partition: u32,
-    wm: i64,
-    grid: &Grid,
-    aggregator: &A,
-    out: &mut Vec<Emission<K, A::Acc>>,
-) where
-    K: Clone + Eq + Hash + Ord,
-    A: Aggregator,
-{
-    while part.timers.first().is_some_and(|(due, _)| *due <= wm) {
-        let (_, key) = part.timers.pop_first().expect("checked above");
-        let state = part
-            .keys
-            .get_mut(&key)
-            .expect("timers only name known keys");
-        mark_changed(&mut part.changed, state, &key);
-        state.advance(grid, aggregator, wm, &mut |f| {
-            out.push(fired(partition, key.clone(), f))
-        });
-        if state.next_timer != i64::MAX {
-            part.timers.insert((state.next_timer, key));
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
 
-/// Reports keys that the partition has moved on from by more than `timeout` of event time; in key
-/// scope also closes their windows, since no other record would ever move that key's clock.
-fn detect_idle_keys<K, A>(
-    part: &mut Partition<K, A::Acc>,
-    partition: u32,
-    timeout: i64,
-    config: &EngineConfig,
-    aggregator: &A,
-    out: &mut Vec<Emission<K, A::Acc>>,
-) where
-    K: Clone + Eq + Hash + Ord,
-    A: Aggregator,
-{
-    let (scope, delay) = (config.scope, config.out_of_orderness_ms);
-    let (size, slide) = config.window.size_and_slide();
-    let grid = &Grid::new(size, slide, config.allowed_lateness_ms);
-    // "More than the timeout": heard_at + timeout < max_seen.
-    while part
-        .idle_queue
-        .first()
-        .is_some_and(|(heard_at, _)| heard_at.saturating_add(timeout) < part.max_seen)
-    {
-        let (_, key) = part.idle_queue.pop_first().expect("checked above");
-        let state = part
-            .keys
-            .get_mut(&key)
-            .expect("idle entries only name known keys");
-        if state.heard_at.saturating_add(timeout) >= part.max_seen {
-            part.idle_queue.insert((state.heard_at, key));
-            continue;
-        }
-        state.idle = true;
-        mark_changed(&mut part.changed, state, &key);
-        if scope == WatermarkScope::Key {
-            state.floor = state.closing_floor(grid);
-            let wm = key_watermark(state, part.floor, delay);
-            state.advance(grid, aggregator, wm, &mut |f| {
-                out.push(fired(partition, key.clone(), f))
-            });
-        }
-        out.push(Emission::KeyIdle {
-            partition,
-            key,
-            last_event_time_ms: state.max_seen,
-        });
+    use super::*;
+    use crate::testutil::Sum;
+
+    #[test]
+    fn a_partitions_global_input_is_its_clock_or_idle_and_the_global_watermark_their_minimum() {
+        let config = EngineConfig {
+            scope: WatermarkScope::Global,
+            partition_idle_timeout: Some(Duration::from_secs(1)),
+            ..EngineConfig::default()
+        };
+        let mut engine = WindowEngine::<String, _>::new(config, Sum).unwrap();
+        engine.add_partition(0);
+        engine.add_partition(1);
+        let mut out = Vec::new();
+        assert_eq!(engine.global_input(0), Some(Watermark::EventTime(i64::MIN)));
+        assert_eq!(engine.global_input(2), None, "no state");
+        engine.process(0, "a", 70_000, &1, &mut out);
+        assert_eq!(engine.global_input(0), Some(Watermark::EventTime(64_999)));
+        assert_eq!(engine.watermark(0, "a"), None, "partition 1 holds it back");
+
+        let now = Instant::now();
+        engine.on_processing_time(now, &mut out);
+        engine.on_processing_time(now + Duration::from_millis(1_500), &mut out);
+        assert_eq!(engine.global_input(1), Some(Watermark::Idle));
+        assert_eq!(engine.global_input(0), Some(Watermark::EventTime(64_999)));
+        let inputs = [0, 1].map(|p| engine.global_input(p).unwrap());
+        assert_eq!(Watermark::min_of(inputs), Watermark::EventTime(64_999));
+        assert_eq!(engine.watermark(1, "b"), Some(64_999));
+
+        // A record wakes partition 1 behind the global watermark, which does not move back.
+        engine.process(1, "b", 10_000, &1, &mut out);
+        assert_eq!(engine.global_input(1), Some(Watermark::EventTime(4_999)));
+        assert_eq!(engine.watermark(1, "b"), Some(64_999));
+        engine.finish(&mut out);
+        assert_eq!(engine.global_input(1), Some(Watermark::EventTime(i64::MAX)));
     }
-    part.refresh_idle_due(timeout);
+
+    #[test]
+    fn outside_global_scope_no_partition_goes_idle() {
+        let config = EngineConfig {
+            scope: WatermarkScope::Partition,
+            partition_idle_timeout: Some(Duration::from_millis(1)),
+            ..EngineConfig::default()
+        };
+        let mut engine = WindowEngine::<String, _>::new(config, Sum).unwrap();
+        let mut out = Vec::new();
+        engine.process(0, "a", 70_000, &1, &mut out);
+        let now = Instant::now();
+        engine.on_processing_time(now, &mut out);
+        engine.on_processing_time(now + Duration::from_secs(5), &mut out);
+        assert_eq!(engine.global_input(0), Some(Watermark::EventTime(64_999)));
+    }
 }

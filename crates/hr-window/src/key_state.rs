@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::Aggregator;
+use crate::output::{Emission, FiredWindow, Outcome};
 use crate::windows::Grid;
 
 /// The events of one key in `[start, start + pane)`, aggregated.
@@ -71,6 +72,15 @@ impl<Acc: Clone> KeyState<Acc> {
             idle: false,
             changed: false,
         }
+    }
+
+    /// Notes a record of this key at event time `t`, when its partition's largest event time is
+    /// `partition_max_seen`. Returns whether the key was idle, so the record resumes it.
+    #[inline]
+    pub fn hear(&mut self, t: i64, partition_max_seen: i64) -> bool {
+        self.max_seen = self.max_seen.max(t);
+        self.heard_at = partition_max_seen;
+        std::mem::replace(&mut self.idle, false)
     }
 
     /// Adds an event that is not late under watermark `wm` (the caller checked
@@ -277,6 +287,88 @@ impl<Acc: Clone> KeyState<Acc> {
                 0
             }
         }
+    }
+}
+
+/// Drives keys' state in one partition and turns what fires into [`Emission`]s: the window grid
+/// and aggregator every key needs, and the partition the emissions name.
+pub(crate) struct Fire<'a, A> {
+    pub grid: &'a Grid,
+    pub aggregator: &'a A,
+    pub partition: u32,
+}
+
+impl<'a, A: Aggregator> Fire<'a, A> {
+    pub fn new(grid: &'a Grid, aggregator: &'a A, partition: u32) -> Self {
+        Fire {
+            grid,
+            aggregator,
+            partition,
+        }
+    }
+
+    /// The same for another partition.
+    pub fn in_partition(&self, partition: u32) -> Self {
+        Fire {
+            partition,
+            grid: self.grid,
+            aggregator: self.aggregator,
+        }
+    }
+
+    /// Assigns an event of `key` at `t` to its windows, judged by watermark `wm`: late if even
+    /// its last window is past allowed lateness, otherwise added to its pane (re-firing at once
+    /// any of its windows `wm` has already passed).
+    #[inline]
+    pub fn assign<K, Q>(
+        &self,
+        key: &Q,
+        state: &mut KeyState<A::Acc>,
+        t: i64,
+        input: &A::Input,
+        wm: i64,
+        out: &mut Vec<Emission<K, A::Acc>>,
+    ) -> Outcome
+    where
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        if self.grid.retire_at(t) <= wm {
+            return Outcome::Late {
+                watermark_ms: wm,
+                lateness_ms: wm.saturating_sub(t),
+            };
+        }
+        state.add(self.grid, self.aggregator, t, input, wm, &mut |f| {
+            out.push(self.emission(key.to_owned(), f))
+        });
+        Outcome::Aggregated
+    }
+
+    /// Brings `key` up to watermark `wm` ([`KeyState::advance`]), pushing what fires.
+    #[inline]
+    pub fn advance<K, Q>(
+        &self,
+        key: &Q,
+        state: &mut KeyState<A::Acc>,
+        wm: i64,
+        out: &mut Vec<Emission<K, A::Acc>>,
+    ) where
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        state.advance(self.grid, self.aggregator, wm, &mut |f| {
+            out.push(self.emission(key.to_owned(), f))
+        });
+    }
+
+    fn emission<K>(&self, key: K, firing: Firing<A::Acc>) -> Emission<K, A::Acc> {
+        Emission::Fired(FiredWindow {
+            partition: self.partition,
+            key,
+            start: firing.start,
+            end: firing.end,
+            acc: firing.acc,
+            revision: firing.revision,
+        })
     }
 }
 

@@ -17,6 +17,31 @@
 //! [`WatermarkScope::Partition`] a [`PartitionSnapshot`] plus a replay of the records after it
 //! gives exactly the output of an uninterrupted run, which is what restarts and rebalances need.
 //!
+//! # Watermarks as values, one module per scope
+//!
+//! A watermark is a [`Watermark`]: [`Watermark::EventTime`] (no event at or before this time is
+//! still expected) or [`Watermark::Idle`] (this input has gone quiet; do not wait for it). Inputs
+//! combine by minimum with idle ones left out ([`Watermark::combine`], [`Watermark::min_of`]), so
+//! a clock is as late as its slowest active input and only all-idle inputs make it idle. That is
+//! how the global watermark is built from the partitions' ([`WindowEngine::global_input`]).
+//!
+//! Every clock follows one rule, Flink's bounded out-of-orderness (below); the
+//! [`WatermarkScope`] decides whose events feed it. Each scope's rules live in a module of their
+//! own behind one internal trait, and [`WindowEngine::process`] does the same three things in
+//! every scope: assign the event to its windows, update the scope's clock, fire what its
+//! watermark passed.
+//!
+//! - **Key** (`watermark/key.rs`): each key's own clock. A key's windows fire as its own records
+//!   move it; silence is the one other thing that closes them.
+//! - **Partition** (`watermark/partition.rs`): one clock per partition. Keys with work pending
+//!   wait in the partition's timer queue (`watermark/timers.rs`), ordered by the watermark at
+//!   which they fall due, and a step of the partition's watermark pops exactly those it passes.
+//! - **Global** (`watermark/global.rs`): the minimum over the partitions' inputs, each either its
+//!   clock or idle by processing time, moving forward only; each step fires in every partition.
+//!
+//! Key idleness (a key its partition has moved on from) is event-time bookkeeping shared by all
+//! scopes, not a watermark: a silent key keeps its clock, which still judges its stragglers.
+//!
 //! # Semantics
 //!
 //! - Windows are `[start, start + size)` with `start` a multiple of the slide (epoch-aligned,
@@ -70,9 +95,14 @@
 mod aggregate;
 mod config;
 mod engine;
+mod key_idle;
 mod key_state;
 mod output;
+mod partition;
 mod snapshot;
+#[cfg(test)]
+mod testutil;
+mod watermark;
 mod windows;
 
 pub use aggregate::Aggregator;
@@ -83,3 +113,4 @@ pub use config::{
 pub use engine::WindowEngine;
 pub use output::{Counters, Emission, FiredWindow, Outcome};
 pub use snapshot::{KeySnapshot, PartitionChanges, PartitionMeta, PartitionSnapshot, RestoreError};
+pub use watermark::Watermark;
