@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole system in one command (`just demo`): a Kafka broker, simulated monitors in real time with
-# tachycardia and bradycardia episodes and a few malformed records, the streaming job, a live view of
-# the alerts as their windows close (in the terminal, and in the browser: the ward dashboard, whose URL
-# it prints), and at the end the batch report over the alert files.
+# tachycardia and bradycardia episodes, an unplugged monitor and a few malformed records, the streaming
+# job, a live view of the alerts as their windows close with the episodes raised and cleared and the
+# signal lost and restored between them (in the terminal, and in the browser: the ward dashboard, whose
+# URL it prints), and at the end the episodes by kind and the batch report over the alert files.
 #
 #   examples/demo.sh [--quick] [--duration SECONDS] [--window DURATION] [--seed N] [--no-dashboard]
 #
@@ -50,6 +51,8 @@ done
 dir=${HR_DEMO_DIR:-$repo/output/demo}
 run_id=$(date +%s)
 topic=heart_rate_events_demo_$run_id
+# Episodes too go to a topic of this run's own, so the view and the summary count only this run's.
+episodes_topic=heart_rate_episodes_demo_$run_id
 
 # shellcheck source=examples/broker.sh
 source examples/broker.sh
@@ -62,7 +65,7 @@ bin=${CARGO_TARGET_DIR:-$repo/target}/debug
 rm -rf "$dir"
 mkdir -p "$dir/alerts"
 # An input topic of its own per run, so no earlier run's readings mix in; alerts go to the usual topic.
-"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --input-topic "$topic" >/dev/null
+"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --input-topic "$topic" --episodes-topic "$episodes_topic" >/dev/null
 
 pids=()
 # Whatever happens, nothing this demo started outlives it.
@@ -92,7 +95,7 @@ say "Streaming job: $window tumbling windows per patient, 5 s out-of-orderness, 
 say "episodes to heart_rate_episodes, signal loss after $silence without a reading."
 RUST_LOG=${RUST_LOG:-info} "$bin/hr-pipeline" run --bootstrap "$bootstrap" --input-topic "$topic" \
   --group "hr-demo-$run_id" --size "$window" --silence-after "$silence" --alerts-dir "$dir/alerts" \
-  2>"$dir/pipeline.log" &
+  --episodes-topic "$episodes_topic" 2>"$dir/pipeline.log" &
 pipeline=$!
 pids+=("$pipeline")
 
@@ -100,6 +103,7 @@ dash=
 if ((dashboard)); then
   # Only this run's alerts: the alerts topic also holds earlier runs'.
   RUST_LOG=${RUST_LOG:-info} "$bin/hr-dashboard" --bootstrap "$bootstrap" --from-beginning false \
+    --episodes-topic "$episodes_topic" \
     --listen "${HR_DASHBOARD_LISTEN:-127.0.0.1:8090}" >"$dir/dashboard.out" 2>"$dir/dashboard.log" &
   dash=$!
   pids+=("$dash")
@@ -125,8 +129,9 @@ RUST_LOG=${RUST_LOG:-warn} "$bin/hr-sim" --bootstrap "$bootstrap" --topic "$topi
 sim=$!
 pids+=("$sim")
 
-say "Alerts appear as their windows close ($window + 5 s after they start). Running ${duration}s; Ctrl-C stops early."
-"$bin/examples/alert_view" --follow "$dir/alerts" &
+say "Alerts appear as their windows close ($window + 5 s after they start), with episodes raised and cleared"
+say "and signal lost and restored between them. Running ${duration}s; Ctrl-C stops early."
+"$bin/examples/alert_view" --follow "$dir/alerts" --episodes-topic "$episodes_topic" --bootstrap "$bootstrap" &
 view=$!
 pids+=("$view")
 
@@ -145,8 +150,8 @@ stop_within "$sim" 10 || true
 kill -TERM "$pipeline" 2>/dev/null || true
 status=0
 stop_within "$pipeline" 30 || status=$?
-# The view polls the files every 200 ms: give it the job's last alerts before it goes.
-sleep 0.5
+# The view polls the files every 200 ms: give it the job's last alerts and episodes before it goes.
+sleep 1
 kill -TERM "$view" 2>/dev/null || true
 stop_within "$view" 5 || true
 if [[ -n $dash ]]; then
@@ -161,13 +166,23 @@ fi
 # The job's last log line: `Exit. read=...` (formerly `exit read=...`).
 counters=$(grep -E ' [Ee]xit\.? read=' "$dir/pipeline.log" | tail -n 1 | sed -E 's/^.* [Ee]xit\.? //' || true)
 say "The job's counters: ${counters:-none logged (see $dir/pipeline.log)}."
+# Lines of `<kind> raised=N cleared=M`, read from this run's episodes topic to its end.
+if episodes=$("$bin/examples/alert_view" --count-episodes --episodes-topic "$episodes_topic" \
+  --bootstrap "$bootstrap" 2>>"$dir/pipeline.log"); then
+  summary=$(awk '{ split($2, r, "="); split($3, c, "="); k = $1; sub("_", " ", k);
+    printf "%s%s %d raised, %d cleared", (NR > 1 ? "; " : ""), k, r[2], c[2] }' <<<"$episodes")
+  say "Episodes: $summary."
+else
+  say "Could not count this run's episodes (see $dir/pipeline.log)."
+fi
 
 say "Alert report (hr-batch, the seed's Spark step):"
 POLARS_FMT_MAX_ROWS=${POLARS_FMT_MAX_ROWS:-100} POLARS_TABLE_WIDTH=${POLARS_TABLE_WIDTH:-200} \
   "$bin/hr-batch" --input "$dir/alerts" --output "$dir/alert_stats"
 "$bin/hr-batch" --quiet --input "$dir/alerts" --output "$dir/alert_stats.csv"
 # The topics this run made for itself go: its input topic and its group's changelog.
-"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --delete "$topic" --delete "hr-demo-$run_id-changelog" \
-  >/dev/null 2>&1 || say "Could not delete this run's topics $topic and hr-demo-$run_id-changelog."
+"$bin/hr-pipeline" topics --bootstrap "$bootstrap" --delete "$topic" --delete "$episodes_topic" \
+  --delete "hr-demo-$run_id-changelog" >/dev/null 2>&1 ||
+  say "Could not delete this run's topics $topic, $episodes_topic and hr-demo-$run_id-changelog."
 say "Files: alerts $dir/alerts/, report $dir/alert_stats/ (Parquet) and $dir/alert_stats.csv,"
 say "ground truth $dir/truth.json, logs $dir/pipeline.log, $dir/sim.log${dash:+ and $dir/dashboard.log}."

@@ -17,6 +17,21 @@
 //! `dump` prints every committed record of a topic (all partitions, from the start to the end
 //! offsets it finds) as one JSON line: `{"partition", "key", "value", "headers"}`, values and
 //! header values as UTF-8 text (lossy). `examples/chaos.sh` compares runs with it.
+//!
+//! `watch` reads an alerts topic as a `read_committed` consumer from its end offsets at start
+//! and writes one line per alert record as it becomes visible, until SIGTERM/SIGINT or
+//! `--seconds`: `wall_ms alerts_partition input_partition patient_id window_end`. `wall_ms` is
+//! the wall clock (epoch ms) when the record was polled. `input_partition` is the partition of
+//! the readings topic the patient lives on: hr-sim keys readings with `partitioner=murmur2_random`
+//! (the Java client's partitioner), while the job's producer uses librdkafka's default
+//! (`consistent_random`, CRC32), so an alert's own partition is not its input partition; it is
+//! computed as `(murmur2(patient_id) & 0x7fffffff) % --input-partitions` (default: the alerts
+//! topic's partition count, the same as the input's when `hr-pipeline topics` created both). The
+//! file is flushed at least every 100 ms. `examples/rebalance.sh` measures rebalance stalls with it.
+//!
+//! ```text
+//! latency watch --topic lat_alerts --input-partitions 12 --out alerts.watch &
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write;
@@ -26,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use hr_kafka::cli::KafkaArgs;
+use hr_cli::KafkaArgs;
 use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hr_kafka::rdkafka::error::KafkaError;
 use hr_kafka::rdkafka::message::{Headers, Message};
@@ -52,6 +67,25 @@ enum Command {
         /// The topic to read.
         topic: String,
     },
+    /// Write `wall_ms alerts_partition input_partition patient_id window_end` per visible alert.
+    Watch(WatchArgs),
+}
+
+#[derive(clap::Args)]
+struct WatchArgs {
+    /// Alerts topic to read (from its end offsets at start, read_committed).
+    #[arg(long)]
+    topic: String,
+    /// Partitions of the readings topic (hr-sim's murmur2 partitioner); default: the alerts
+    /// topic's partition count.
+    #[arg(long)]
+    input_partitions: Option<u32>,
+    /// Stop after this many seconds (default: at SIGTERM or SIGINT only).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Where the lines go (default: standard output).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -86,10 +120,11 @@ struct ProbeArgs {
 }
 
 fn main() -> ExitCode {
-    let args = hr_kafka::cli::parse::<Args>("latency").args;
+    let args = hr_cli::parse::<Args>("latency").args;
     let result = match &args.command {
         Command::Probe(p) => probe(&args.kafka, p),
         Command::Dump { topic } => dump(&args.kafka, topic),
+        Command::Watch(w) => watch(&args.kafka, w),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -323,4 +358,144 @@ fn read_alerts(
         }
     }
     Ok((lat, other))
+}
+
+/// Set by SIGTERM and SIGINT while `watch` runs.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_signal: i32) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Routes SIGTERM and SIGINT to [`STOP`] (Linux signal numbers; std has no signal API).
+fn catch_stop_signals() {
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    }
+    for s in [SIGINT, SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            signal(s, on_stop_signal);
+        }
+    }
+}
+
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`, librdkafka's `rd_murmur2`).
+fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    if !tail.is_empty() {
+        for (i, &b) in tail.iter().enumerate().rev() {
+            h ^= u32::from(b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+/// The partition `murmur2_random` (and the Java client's default partitioner) picks for `key`.
+fn murmur2_partition(key: &[u8], partitions: u32) -> u32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+fn watch(kafka: &KafkaArgs, a: &WatchArgs) -> anyhow::Result<()> {
+    catch_stop_signals();
+    let c = read_committed_consumer(kafka)?;
+    let ids = assign_all(&c, &a.topic, Offset::End)?;
+    let input_partitions = a.input_partitions.unwrap_or(ids.len() as u32);
+    anyhow::ensure!(input_partitions > 0, "--input-partitions must be positive");
+    let sink: Box<dyn Write> = match &a.out {
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
+    let started = Instant::now();
+    let deadline = a.seconds.map(|s| started + Duration::from_secs(s));
+    let mut flushed = Instant::now();
+    let (mut count, mut unparsed) = (0u64, 0u64);
+    let mut seen: BTreeSet<i32> = BTreeSet::new();
+    while !STOP.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        let polled = c.poll(Duration::from_millis(50));
+        let m = match polled {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => None,
+            Some(Err(e)) => return Err(e).with_context(|| format!("reading {}", a.topic)),
+            Some(Ok(m)) => Some(m),
+        };
+        if let Some(m) = &m {
+            let wall = now_ms();
+            let key = m.key().unwrap_or_default();
+            let window_end =
+                serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
+                    .ok()
+                    .and_then(|v| v["window_end"].as_i64());
+            let patient = String::from_utf8_lossy(key);
+            match window_end {
+                Some(end) => writeln!(
+                    out,
+                    "{wall} {} {} {patient} {end}",
+                    m.partition(),
+                    murmur2_partition(key, input_partitions)
+                )?,
+                None => unparsed += 1,
+            }
+            count += 1;
+            seen.insert(m.partition());
+        }
+        if m.is_none() || flushed.elapsed() >= Duration::from_millis(100) {
+            out.flush()?;
+            flushed = Instant::now();
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "latency watch: {count} alerts from {} of {} partitions of {} in {:.1} s{}",
+        seen.len(),
+        ids.len(),
+        a.topic,
+        started.elapsed().as_secs_f64(),
+        if unparsed > 0 {
+            format!(" ({unparsed} without a window_end, not written)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka's own test vectors (`UtilsTest.testMurmur2`).
+    #[test]
+    fn murmur2_matches_kafka() {
+        for (key, want) in [
+            ("21", -973_932_308_i32),
+            ("foobar", -790_332_482),
+            ("a-little-bit-long-string", -985_981_536),
+            ("a-little-bit-longer-string", -1_486_304_829),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            ("abc", 479_470_107),
+        ] {
+            assert_eq!(murmur2(key.as_bytes()) as i32, want, "{key}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `examples/demo.sh --quick` (what `just demo --quick` runs) against the real broker: it must end
-//! with exit 0, show tachycardia and bradycardia alerts as they arrive, write the batch report, and
-//! leave no process behind.
+//! with exit 0, show tachycardia and bradycardia alerts as they arrive, with episodes and the
+//! unplugged monitor's signal loss between them, count the episodes by kind, write the batch
+//! report, and leave no process behind.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -83,6 +84,27 @@ fn quick_demo_shows_alerts_writes_the_report_and_leaves_nothing_running() {
     assert!(
         rows.iter().any(|r| r.ends_with("BRADYCARDIA")),
         "a bradycardia alert is shown\n{context}"
+    );
+
+    // Between the rows, what sets hr-stream apart: episodes raised, and the signal loss of p003,
+    // whose monitor the demo unplugs.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("p003") && l.contains("signal lost")),
+        "p003's signal loss is shown\n{context}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.contains("episode raised")),
+        "an episode raised is shown\n{context}"
+    );
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("Episodes: "))
+        .unwrap_or_else(|| panic!("the episodes are counted by kind\n{context}"));
+    assert!(
+        summary.contains("signal loss ") && !summary.contains("signal loss 0 raised"),
+        "{summary}\n{context}"
     );
 
     // The batch report exists in both formats and counts what the job wrote.

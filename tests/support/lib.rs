@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hr_kafka::cli::KafkaArgs;
+use hr_cli::KafkaArgs;
 use hr_kafka::rdkafka::Message;
 use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -125,6 +125,6 @@ pub struct HelloArgs {
 impl HelloArgs {
     /// Reads the flags (and `--config`) from the command line; exits with code 2 on bad usage.
     pub fn from_env() -> Self {
-        hr_kafka::cli::parse::<Self>("hello").args
+        hr_cli::parse::<Self>("hello").args
     }
 }

@@ -67,6 +67,9 @@ pub enum BatchError {
         /// What the JSON parser said.
         message: String,
     },
+    /// `score --check`: the score misses these targets.
+    #[error("targets missed: {}", .0.join("; "))]
+    TargetsMissed(Vec<String>),
     /// Reading a topic failed (or did not finish in time).
     #[error("kafka: {0}")]
     Kafka(String),

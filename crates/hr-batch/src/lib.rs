@@ -57,6 +57,7 @@ mod recompute;
 pub mod score;
 mod score_io;
 mod stats;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,17 +67,19 @@ pub use error::{BatchError, Result};
 pub use generate::{GenerateSpec, alerts_frame, generate_alerts};
 pub use input::{MAX_REPORTED, Malformed, Progress, ReadOptions, ReadReport};
 pub use output::{
-    OutputFormat, PreviousOutput, ensure_replaceable, replace_file, write_csv, write_table,
+    OutputFormat, PreviousOutput, ensure_replaceable, replace_dir, replace_file, write_csv,
+    write_table,
 };
 pub use polars::prelude::DataFrame;
 pub use recompute::{
-    READING_FILES, RecomputeOptions, WindowSpec, parse_duration_ms, read_readings, readings_frame,
-    readings_schema, recompute_events, window_alerts, write_alerts_jsonl,
+    READING_FILES, RecomputeOptions, WindowSpec, read_readings, readings_frame, readings_schema,
+    recompute_events, window_alerts, write_alerts_jsonl,
 };
 pub use score_io::{
     read_episodes_jsonl, read_episodes_topic, read_truth, render_csv, render_json, render_table,
 };
 pub use stats::{alert_stats, alert_stats_plain, latest_revisions, stats_schema};
+pub use targets::Targets;
 
 /// The outcome of [`run_stats`].
 #[derive(Debug)]

@@ -63,25 +63,52 @@ pub fn write_table(table: &mut DataFrame, path: &Path, format: OutputFormat) -> 
         return Ok(path.to_owned());
     }
     let part = format!("part-00000.{}", format.extension());
+    replace_dir(path, |dir| {
+        let file = dir.join(&part);
+        let f = File::create(&file).map_err(|e| BatchError::io(&file, e))?;
+        let mut w = BufWriter::new(f);
+        encode(table, format, &mut w)?;
+        let f = w
+            .into_inner()
+            .map_err(|e| BatchError::io(&file, e.into_error()))?;
+        f.sync_all().map_err(|e| BatchError::io(&file, e))
+    })?;
+    Ok(path.join(part))
+}
+
+/// Writes a directory atomically: `fill` writes its files into a temporary sibling, which then
+/// replaces `path` (whatever it was: two renames, old aside and new in, so a reader in between
+/// sees nothing there, never a partial directory).
+///
+/// # Errors
+/// I/O errors, or whatever `fill` returns; the temporary directory is removed on failure and
+/// the previous `path` stays.
+///
+/// # Example
+/// ```
+/// # fn main() -> Result<(), hr_batch::BatchError> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let out = dir.path().join("generated");
+/// hr_batch::replace_dir(&out, |tmp| {
+///     std::fs::write(tmp.join("a.jsonl"), "{}\n").map_err(|e| hr_batch::BatchError::Io {
+///         path: tmp.join("a.jsonl"),
+///         source: e,
+///     })
+/// })?;
+/// assert!(out.join("a.jsonl").is_file());
+/// # Ok(())
+/// # }
+/// ```
+pub fn replace_dir(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_sibling(path, "tmp")?;
     let result = std::fs::create_dir(&tmp)
         .map_err(|e| BatchError::io(&tmp, e))
-        .and_then(|()| {
-            let file = tmp.join(&part);
-            let f = File::create(&file).map_err(|e| BatchError::io(&file, e))?;
-            let mut w = BufWriter::new(f);
-            encode(table, format, &mut w)?;
-            let f = w
-                .into_inner()
-                .map_err(|e| BatchError::io(&file, e.into_error()))?;
-            f.sync_all().map_err(|e| BatchError::io(&file, e))
-        })
+        .and_then(|()| fill(&tmp))
         .and_then(|()| swap_into_place(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    result?;
-    Ok(path.join(part))
+    result
 }
 
 /// Writes one file atomically: into a temporary sibling, synced, then renamed over `path`.

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{ArgAction, Parser};
+use hr_cli::{KafkaArgs, OnSignal, StopFlag};
 use hr_dashboard::{DashboardConfig, MetricsUrl, ViewConfig};
-use hr_kafka::cli::KafkaArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -117,33 +117,16 @@ fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     Ok(l)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("Stopping.");
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = cli.listen;
     let cfg = config(cli)?;
     // Bind first: a port in use fails before anything is read from Kafka.
     let std_listener = bind(listen)?;
+    let stop = StopFlag::on_signals(OnSignal {
+        notice: Some("Stopping."),
+        second_exits: None,
+    })
+    .context("catching SIGINT/SIGTERM")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -166,7 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             %addr, bootstrap = %cfg.bootstrap, alerts = %cfg.alerts_topic,
             episodes = ?cfg.episodes_topic, group = %cfg.group, "Serving."
         );
-        hr_dashboard::serve(cfg, listener, shutdown_signal()).await?;
+        hr_dashboard::serve(cfg, listener, async move { stop.wait().await }).await?;
         anyhow::Ok(())
     });
     // Dropping the runtime would wait for a reader thread stuck closing on a dead broker.
@@ -175,14 +158,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    hr_kafka::cli::init_logging();
+    hr_cli::init_logging();
     // Flags, then HR_* variables, then the `[dashboard]` table of a `--config` file, then defaults.
-    let cli = hr_kafka::cli::parse::<Cli>("dashboard").args;
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let cli = hr_cli::parse::<Cli>("dashboard").args;
+    hr_cli::finish("hr-dashboard", run(cli))
 }

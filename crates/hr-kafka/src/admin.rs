@@ -80,9 +80,13 @@ pub enum TopicOutcome {
 /// Creates every topic of `specs` that does not exist yet; existing topics are left untouched, so
 /// calling it again is a no-op. Waits up to `timeout` for the broker to answer.
 ///
+/// A topic that exists is left as it is even when the principal may not create topics, as long
+/// as it may see it (an operator made it beforehand).
+///
 /// # Errors
-/// [`KafkaError::Client`] when the broker cannot be reached or refuses a creation for another
-/// reason than "already exists".
+/// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::Topic`] when it
+/// refuses a creation for another reason than "already exists" (with
+/// `TopicAuthorizationFailed`: the principal may neither create the topic nor see it).
 pub async fn ensure_topics(
     config: &ClientConfig,
     specs: &[TopicSpec],
@@ -113,6 +117,17 @@ pub async fn ensure_topics(
         .map(|r| match r {
             Ok(name) => Ok(TopicOutcome::Created(name)),
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(TopicOutcome::Existed(name)),
+            // A principal without CREATE is refused before the broker looks whether the topic
+            // exists: one that an operator made beforehand, and that the principal may see, is
+            // there to use.
+            Err((
+                name,
+                code @ (RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed),
+            )) => match visible(config, &name, timeout) {
+                Ok(Ok(())) => Ok(TopicOutcome::Existed(name)),
+                _ => Err(KafkaError::Topic { topic: name, code }),
+            },
             Err((name, code)) => Err(KafkaError::Topic { topic: name, code }),
         })
         .collect()
@@ -123,7 +138,8 @@ pub async fn ensure_topics(
 ///
 /// # Errors
 /// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::Topic`] when it
-/// refuses to describe the topic (e.g. it does not exist).
+/// refuses to describe the topic (e.g. it does not exist); [`KafkaError::Unauthorized`] when
+/// the principal may not (DESCRIBE_CONFIGS on the topic).
 pub async fn topic_config(
     config: &ClientConfig,
     topic: &str,
@@ -132,19 +148,79 @@ pub async fn topic_config(
 ) -> Result<Option<String>, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
-    let results = admin
-        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
-        .await?;
+    // On a cluster, a topic just created may be known to the broker that answers the metadata
+    // request and not yet to the one asked for its configs: ask again for a few seconds before
+    // reading empty configs as a refusal.
+    let mut tries = 0;
+    let results = loop {
+        let results = admin
+            .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+            .await?;
+        let empty = results
+            .iter()
+            .any(|r| r.as_ref().is_ok_and(|c| c.entries.is_empty()));
+        tries += 1;
+        if !empty || tries >= 20 {
+            break results;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     for r in results {
         let resource = r.map_err(|code| KafkaError::Topic {
             topic: topic.to_owned(),
             code,
         })?;
+        if resource.entries.is_empty() {
+            // rust-rdkafka drops a resource's own error and returns it without entries, and a
+            // topic always has configs: ask the metadata why.
+            let (code, operation) = match visible(config, topic, timeout)? {
+                // Visible, but its configs refused.
+                Ok(()) => (
+                    RDKafkaErrorCode::TopicAuthorizationFailed,
+                    "DESCRIBE_CONFIGS",
+                ),
+                Err(code) => (code, "DESCRIBE"),
+            };
+            return Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                code,
+            }
+            .refused(operation, format!("topic {topic}")));
+        }
         if let Some(entry) = resource.get(name) {
             return Ok(entry.value.clone());
         }
     }
     Ok(None)
+}
+
+/// `config` for metadata requests that never create the topic asked about: an admin client is
+/// a producer to librdkafka, whose metadata requests let a broker with
+/// `auto.create.topics.enable` create any topic they name.
+fn no_auto_create(config: &ClientConfig) -> ClientConfig {
+    let mut config = config.clone();
+    config.set("allow.auto.create.topics", "false");
+    config
+}
+
+/// Whether `topic` exists and this principal may see it (DESCRIBE): `Ok(Err(code))` with the
+/// broker's answer when not (`UnknownTopicOrPartition`, or `TopicAuthorizationFailed`, which a
+/// broker also gives for a topic that does not exist to a principal that may not see it).
+fn visible(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Result<(), RDKafkaErrorCode>, KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = no_auto_create(config).create()?;
+    let md = admin.inner().fetch_metadata(Some(topic), timeout)?;
+    Ok(match md.topics().iter().find(|t| t.name() == topic) {
+        Some(t) => match t.error() {
+            Some(e) => Err(e.into()),
+            None if !t.partitions().is_empty() => Ok(()),
+            None => Err(RDKafkaErrorCode::UnknownTopicOrPartition),
+        },
+        None => Err(RDKafkaErrorCode::UnknownTopicOrPartition),
+    })
 }
 
 /// What the cluster says of one topic: what a job checks before it relies on the topic.
@@ -173,13 +249,14 @@ impl TopicInfo {
 ///
 /// # Errors
 /// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::Topic`] when the
-/// topic does not exist or cannot be described.
+/// topic does not exist or cannot be described; [`KafkaError::Unauthorized`] when the principal
+/// may not see it (DESCRIBE) or its configs (DESCRIBE_CONFIGS).
 pub async fn describe_topic(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicInfo, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let admin: AdminClient<DefaultClientContext> = no_auto_create(config).create()?;
     let md = admin.inner().fetch_metadata(Some(topic), timeout)?;
     let mut partitions = 0;
     let mut replication = i32::MAX;
@@ -188,7 +265,8 @@ pub async fn describe_topic(
             return Err(KafkaError::Topic {
                 topic: topic.to_owned(),
                 code: err.into(),
-            });
+            }
+            .refused("DESCRIBE", format!("topic {topic}")));
         }
         for p in t.partitions() {
             partitions += 1;
@@ -262,6 +340,18 @@ pub mod blocking {
         timeout: Duration,
     ) -> Result<TopicInfo, KafkaError> {
         block_on(super::describe_topic(config, topic, timeout))
+    }
+
+    /// [`super::delete_topics`], blocking.
+    ///
+    /// # Errors
+    /// As [`super::delete_topics`].
+    pub fn delete_topics(
+        config: &ClientConfig,
+        topics: &[&str],
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        block_on(super::delete_topics(config, topics, timeout))
     }
 }
 

@@ -31,15 +31,70 @@ pub enum KafkaError {
     /// A test broker could not be found or started.
     #[error("no test broker: {0}")]
     NoBroker(String),
+    /// The broker refused an operation because the principal has no ACL allowing it: what was
+    /// refused, on what (see [`KafkaError::refused`]).
+    #[error("not authorized: the principal needs {operation} on {resource} ({code})")]
+    Unauthorized {
+        /// The ACL operation, e.g. `READ`, `WRITE`, `CREATE`, `DESCRIBE_CONFIGS`.
+        operation: String,
+        /// The resource, e.g. `topic heart_rate_events` or `group hr-pipeline`.
+        resource: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
 }
+
+/// The broker's authorization failures, by their names in librdkafka's messages.
+const AUTHORIZATION: [RDKafkaErrorCode; 4] = [
+    RDKafkaErrorCode::TopicAuthorizationFailed,
+    RDKafkaErrorCode::GroupAuthorizationFailed,
+    RDKafkaErrorCode::ClusterAuthorizationFailed,
+    RDKafkaErrorCode::TransactionalIdAuthorizationFailed,
+];
 
 impl KafkaError {
     /// The librdkafka error code, when there is one.
     pub fn code(&self) -> Option<RDKafkaErrorCode> {
         match self {
             KafkaError::Client(e) => e.rdkafka_error_code(),
-            KafkaError::Topic { code, .. } => Some(*code),
+            KafkaError::Topic { code, .. } | KafkaError::Unauthorized { code, .. } => Some(*code),
+            // A delivery failure keeps its first reason as text; an authorization failure in it
+            // ends the job as surely as one returned by a call.
+            KafkaError::Delivery { first, .. } => AUTHORIZATION
+                .into_iter()
+                .find(|c| first.contains(&format!("{c:?}"))),
             _ => None,
+        }
+    }
+
+    /// The broker refused this for want of an ACL (topic, group, cluster or transactional id).
+    pub fn is_authorization(&self) -> bool {
+        self.code().is_some_and(|c| AUTHORIZATION.contains(&c))
+    }
+
+    /// The topic this error names itself, if any: the topic of a refused topic operation, or of
+    /// the first record not delivered.
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            KafkaError::Topic { topic, .. } => Some(topic),
+            KafkaError::Delivery { first, .. } => first.split_once(": ").map(|(t, _)| t),
+            _ => None,
+        }
+    }
+
+    /// An authorization failure, as [`KafkaError::Unauthorized`] naming `operation` (an ACL
+    /// operation such as `READ`) on `resource` (`topic T`, `group G`, ...), so that the message
+    /// says which ACL is missing; any other error unchanged.
+    #[must_use]
+    pub fn refused(self, operation: &str, resource: impl Into<String>) -> Self {
+        match self.code() {
+            _ if matches!(self, KafkaError::Unauthorized { .. }) => self,
+            Some(code) if self.is_authorization() => KafkaError::Unauthorized {
+                operation: operation.to_owned(),
+                resource: resource.into(),
+                code,
+            },
+            _ => self,
         }
     }
 
@@ -120,6 +175,19 @@ impl KafkaError {
     }
 }
 
+/// The topic of a partition that, as librdkafka logged, the transaction coordinator refused to
+/// add to the transaction for want of an ACL (`ADDPARTS`: `Failed to add partition "T" [p] to
+/// transaction: Broker: Topic authorization failed`). The transaction then fails, and the
+/// transactional step that notices it reports only an erroneous state or purged records.
+pub(crate) fn refused_partition(fac: &str, message: &str) -> Option<String> {
+    if fac != "ADDPARTS" || !message.contains("Topic authorization failed") {
+        return None;
+    }
+    let (_, rest) = message.split_once("Failed to add partition \"")?;
+    let (topic, _) = rest.split_once('"')?;
+    Some(topic.to_owned())
+}
+
 /// Where librdkafka's own log lines go. Connection failures are retried by librdkafka every
 /// few hundred milliseconds while a broker is down; the caller reports the outage once per
 /// change of state, so these lines are debug output. Anything else keeps its level.
@@ -136,5 +204,71 @@ pub(crate) fn log_librdkafka(level: rdkafka::config::RDKafkaLogLevel, fac: &str,
         L::Warning => tracing::warn!(target: "librdkafka", "{fac}: {message}"),
         L::Notice | L::Info => tracing::info!(target: "librdkafka", "{fac}: {message}"),
         L::Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_partition_or_delivery_names_its_topic() {
+        let line = "TxnCoordinator/1: Failed to add partition \"g-changelog\" [1] to transaction: \
+                    Broker: Topic authorization failed";
+        assert_eq!(
+            refused_partition("ADDPARTS", line).as_deref(),
+            Some("g-changelog")
+        );
+        assert_eq!(refused_partition("TXNERR", line), None);
+        let other = line.replace("Topic authorization failed", "Operation not attempted");
+        assert_eq!(refused_partition("ADDPARTS", &other), None);
+        // A delivery refused is fatal, names its topic, and names the missing ACL.
+        let e = KafkaError::Delivery {
+            failed: 3,
+            first: "g-changelog: Message production error: TopicAuthorizationFailed (Broker: \
+                    Topic authorization failed)"
+                .into(),
+        };
+        assert!(e.is_fatal() && e.is_authorization(), "{e}");
+        assert_eq!(e.topic(), Some("g-changelog"));
+        let e = e.refused("WRITE", "topic g-changelog");
+        assert!(e.is_fatal(), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("not authorized: the principal needs WRITE on topic g-changelog"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_authorization_failures_are_renamed() {
+        let purged = KafkaError::Delivery {
+            failed: 1,
+            first: "alerts: Message production error: PurgeQueue (Local: Purged in queue)".into(),
+        };
+        assert!(!purged.is_fatal());
+        assert!(matches!(
+            purged.refused("WRITE", "topic alerts"),
+            KafkaError::Delivery { .. }
+        ));
+        let missing = KafkaError::Topic {
+            topic: "t".into(),
+            code: RDKafkaErrorCode::UnknownTopicOrPartition,
+        };
+        assert!(matches!(
+            missing.refused("READ", "topic t"),
+            KafkaError::Topic { .. }
+        ));
+        let group = KafkaError::Topic {
+            topic: "t".into(),
+            code: RDKafkaErrorCode::GroupAuthorizationFailed,
+        }
+        .refused("READ", "group g");
+        // Named once: a second name does not replace the first.
+        let again = group.refused("WRITE", "topic t");
+        assert!(
+            again.to_string().contains("needs READ on group g"),
+            "{again}"
+        );
     }
 }

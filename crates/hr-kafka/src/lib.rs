@@ -5,14 +5,19 @@
 //! our own names beyond the few the pipeline needs; any librdkafka property passes through
 //! ([`client_config`]) so TLS/SASL clusters work without code changes.
 //!
-//! - [`Source`]: a consumer-group reader over `BaseConsumer` (polled on the caller's thread, no
-//!   channel per record), with rebalance events, bounded mode and explicit synchronous commits.
-//! - [`Sink`]: one idempotent producer (acks=all, lz4) for alerts and for set-aside records with
-//!   their original bytes and `hr.*` headers; [`AlertFile`] for the JSONL alert files.
-//! - [`read_table`]: a compacted topic read as the latest value per key (the job's state).
+//! - [`Source`]: a synchronous consumer-group reader over `BaseConsumer`, polled on the
+//!   caller's thread (no channel per record, no async runtime), with rebalance events, bounded
+//!   mode and explicit synchronous commits.
+//! - [`Sink`]: one producer (acks=all, lz4) for alerts and for set-aside records with their
+//!   original bytes and `hr.*` headers: idempotent ([`Sink::new`]) or transactional
+//!   ([`Sink::transactional`], offsets committed inside the transaction); [`AlertFile`] and
+//!   [`StagedAlertFile`] for the JSONL alert files.
+//! - [`read_table`] and [`TableFollower`]: a compacted topic read as the latest value per key.
+//! - Topic admin ([`ensure_topics`] and friends), async, with [`blocking`] forms for callers
+//!   without a runtime; [`probe`]: a broker check that fails in one readable line.
 //!
-//! It may depend on rdkafka and tokio (clap and toml behind the `cli` feature); never on
-//! hr-window or polars.
+//! It may depend on rdkafka and tokio (the admin API is async); never on hr-window, polars, or
+//! command-line crates (the shared Kafka flags are hr-cli's `KafkaArgs`).
 //!
 //! # Example
 //! ```no_run
@@ -26,8 +31,6 @@
 #![deny(missing_docs)]
 
 mod admin;
-#[cfg(feature = "cli")]
-pub mod cli;
 mod config;
 mod error;
 mod probe;

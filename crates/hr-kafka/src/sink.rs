@@ -34,6 +34,9 @@ pub struct DeliveryLog {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// The topic of a partition the transaction coordinator refused for want of an ACL: the
+    /// reason the transaction failed, which the step that notices it does not give.
+    refused: Mutex<Option<String>>,
     outstanding: Mutex<BTreeSet<u64>>,
 }
 
@@ -53,6 +56,13 @@ impl DeliveryLog {
             .take()
             .unwrap_or_default();
         (failed > 0).then_some((failed, first))
+    }
+
+    fn take_refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -87,6 +97,12 @@ impl Delivered {
 
 impl ClientContext for DeliveryLog {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if let Some(refused) = crate::error::refused_partition(fac, message) {
+            *self
+                .refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refused);
+        }
         crate::error::log_librdkafka(level, fac, message);
     }
 
@@ -318,13 +334,13 @@ impl Sink {
             );
             // A call left behind holds the transaction: only a new producer can end it.
             self.in_doubt = stuck;
-            sent?;
+            sent.map_err(|e| self.refusal_or(e))?;
         }
         // rust-rdkafka's commit_transaction flushes first, in 100 ms sleeps that never wake
         // early under a threaded producer: every commit took at least 100 ms. Flushing here
         // (returning as the last acknowledgement arrives) leaves it nothing to wait for, and a
         // failed delivery fails the commit before it is attempted.
-        self.flush(left(deadline))?;
+        self.flush(left(deadline)).map_err(|e| self.refusal_or(e))?;
         // From here until the answer, the broker may have the commit: its outcome is unknown.
         self.in_doubt = true;
         let mut stuck = false;
@@ -337,12 +353,26 @@ impl Sink {
         ) {
             // An abortable or fenced transaction was not committed.
             self.in_doubt = stuck || !(e.txn_requires_abort() || e.is_fenced());
-            return Err(e);
+            return Err(self.refusal_or(e));
         }
         self.in_doubt = false;
         self.take_failures();
+        self.producer.context().take_refused();
         self.producer.begin_transaction()?;
         Ok(())
+    }
+
+    /// `e`, or the reason behind it when the transaction coordinator refused a partition of the
+    /// transaction for want of an ACL: the transaction then fails, and the step that notices
+    /// first reports only an erroneous state or records purged from the queue.
+    fn refusal_or(&self, e: KafkaError) -> KafkaError {
+        match self.producer.context().take_refused() {
+            Some(topic) => KafkaError::Topic {
+                topic,
+                code: RDKafkaErrorCode::TopicAuthorizationFailed,
+            },
+            None => e,
+        }
     }
 
     /// Whether the last [`commit`](Self::commit) failed with its outcome unknown (the commit
@@ -380,6 +410,7 @@ impl Sink {
         aborted?;
         // Records purged by the abort report failed deliveries that mean nothing now.
         self.take_failures();
+        self.producer.context().take_refused();
         self.producer.begin_transaction()?;
         Ok(())
     }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{KafkaError, TopicSpec, client_config, ensure_topics};
+use crate::{KafkaError, TopicSpec, blocking, client_config};
 
 /// The bootstrap address of a running broker for tests, starting one if none answers.
 ///
@@ -222,18 +222,11 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         configs: vec![("retention.ms".into(), "-1".into())],
         ..TopicSpec::new(topic, partitions)
     }];
-    let run = async { ensure_topics(&cfg, &spec, Duration::from_secs(30)).await };
+    // The blocking call makes a runtime of its own, which cannot nest in an async test's.
+    let run = || blocking::ensure_topics(&cfg, &spec, Duration::from_secs(30));
     let result = match tokio::runtime::Handle::try_current() {
-        Ok(_) => std::thread::scope(|s| s.spawn(|| block_on(run)).join().expect("admin thread")),
-        Err(_) => block_on(run),
+        Ok(_) => std::thread::scope(|s| s.spawn(run).join().expect("admin thread")),
+        Err(_) => run(),
     };
     result.unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the admin call")
-        .block_on(f)
 }

@@ -154,12 +154,12 @@ fn sink_flush_reports_failed_deliveries() {
     .unwrap();
     let topic = unique_topic("sink");
     create_topic(&bootstrap(), &topic, 1);
-    sink.send_alert(&topic, "p001", "{}").unwrap();
+    sink.send_json(&topic, "p001", "{}").unwrap();
     sink.flush(Duration::from_secs(30)).unwrap();
     assert_eq!(sink.progress(), (1, 1));
     // The producer accepts it but the broker's 1 MB record limit refuses it: the flush must say so.
     let big = too_big_for_the_broker();
-    sink.send_alert(&topic, "p001", &big).unwrap();
+    sink.send_json(&topic, "p001", &big).unwrap();
     let err = sink.flush(Duration::from_secs(30)).unwrap_err();
     assert!(
         matches!(err, hr_kafka::KafkaError::Delivery { failed: 1, .. }),
@@ -182,7 +182,7 @@ fn delivered_wait_covers_the_records_before_the_mark() {
     let topic = unique_topic("sink-mark");
     create_topic(&bootstrap(), &topic, 3);
     for i in 0..200 {
-        sink.send_alert(&topic, &format!("p{i}"), "{}").unwrap();
+        sink.send_json(&topic, &format!("p{i}"), "{}").unwrap();
     }
     let mark = sink.mark();
     assert_eq!(mark, 200);
@@ -194,7 +194,7 @@ fn delivered_wait_covers_the_records_before_the_mark() {
     assert!(sink.progress().1 >= 200, "{:?}", sink.progress());
     // A record the broker refuses.
     let big = too_big_for_the_broker();
-    sink.send_alert(&topic, "p001", &big).unwrap();
+    sink.send_json(&topic, "p001", &big).unwrap();
     let err = sink
         .delivered()
         .wait(sink.mark(), Duration::from_secs(30))
@@ -204,7 +204,7 @@ fn delivered_wait_covers_the_records_before_the_mark() {
         "{err}"
     );
     // Reported once: the next wait is clean.
-    sink.send_alert(&topic, "p002", "{}").unwrap();
+    sink.send_json(&topic, "p002", "{}").unwrap();
     sink.delivered()
         .wait(sink.mark(), Duration::from_secs(30))
         .unwrap();

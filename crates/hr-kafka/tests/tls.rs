@@ -8,19 +8,11 @@ use std::time::{Duration, Instant};
 use hr_kafka::testkit::{ALICE, BOB, TlsBroker, User, tls_broker, unique_topic};
 use hr_kafka::{
     ConnectError, ConnectErrorKind, KafkaError, Polled, Sink, Source, SourceConfig, TopicOutcome,
-    TopicSpec, client_config, ensure_topics, probe,
+    TopicSpec, blocking, client_config, probe,
 };
 
 /// The bound for a reported authentication or TLS failure.
 const FAST: Duration = Duration::from_secs(10);
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 fn with(mut props: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
     props.retain(|(k, _)| k != key);
@@ -48,17 +40,17 @@ fn round_trip(bootstrap: &str, props: &[(String, String)], n: usize) {
     assert_eq!(info.brokers.len(), 1, "{info:?}");
 
     let topic = unique_topic("tls");
-    let outcomes = block_on(ensure_topics(
+    let outcomes = blocking::ensure_topics(
         &client_config(bootstrap, props),
         &[TopicSpec::new(&topic, 2)],
         Duration::from_secs(30),
-    ))
+    )
     .unwrap();
     assert_eq!(outcomes, [TopicOutcome::Created(topic.clone())]);
 
     let mut sink = Sink::new(bootstrap, props).unwrap();
     for i in 0..n {
-        sink.send_alert(&topic, &format!("p{:03}", i % 7), &format!("{{\"n\":{i}}}"))
+        sink.send_json(&topic, &format!("p{:03}", i % 7), &format!("{{\"n\":{i}}}"))
             .unwrap();
     }
     sink.flush(Duration::from_secs(30)).unwrap();
@@ -261,11 +253,11 @@ fn a_user_without_acls_connects_but_topic_creation_is_an_authorization_failure()
     let props = b.sasl_props("SCRAM-SHA-256", BOB);
     probe(&client_config(&b.sasl_ssl, &props), FAST).expect("bob authenticates");
     let topic = unique_topic("tls-denied");
-    let err = block_on(ensure_topics(
+    let err = blocking::ensure_topics(
         &client_config(&b.sasl_ssl, &props),
         &[TopicSpec::new(&topic, 1)],
         Duration::from_secs(30),
-    ))
+    )
     .expect_err("bob may not create topics");
     assert!(matches!(err, KafkaError::Topic { .. }), "{err}");
     let e = ConnectError::from_kafka_error(&b.sasl_ssl, &err).expect("classified");

@@ -776,16 +776,8 @@ fn records_too_large_to_forward_are_replaced_by_small_dead_letters() {
         configs: vec![("max.message.bytes".into(), "4194304".into())],
         ..hr_kafka::TopicSpec::new(cfg.input_topic.clone(), 1)
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    hr_kafka::blocking::ensure_topics(&client_config(&b, &[]), &[big], Duration::from_secs(30))
         .unwrap();
-    rt.block_on(hr_kafka::ensure_topics(
-        &client_config(&b, &[]),
-        &[big],
-        Duration::from_secs(30),
-    ))
-    .unwrap();
     let long_id = "x".repeat(900 * 1024);
     let huge_invalid = vec![b'{'; 1024 * 1024];
     let records = vec![
@@ -1006,16 +998,12 @@ fn topics_take_a_retention_for_replays_of_old_data() {
         );
     };
     let retention = |topic: &str| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(hr_kafka::topic_config(
+        hr_kafka::blocking::topic_config(
             &client_config(&b, &[]),
             topic,
             "retention.ms",
             Duration::from_secs(30),
-        ))
+        )
         .unwrap()
     };
     let kept = names("forever");

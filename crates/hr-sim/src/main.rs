@@ -4,16 +4,14 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use hr_kafka::cli::KafkaArgs;
+use hr_cli::{KafkaArgs, OnSignal, StopFlag, parse_duration_ms};
 use hr_sim::{
     EpisodeConfig, FaultConfig, JsonLinesSink, KafkaSink, MalformedKind, Pace, PlannedSilence,
-    RunReport, SimConfig, Simulation, Sink, SinkError, run, wall_clock_ms,
+    RunReport, SimConfig, Simulation, Sink, run, wall_clock_ms,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
@@ -232,12 +230,6 @@ fn parse_start(s: &str) -> Result<i64, String> {
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-/// A signed duration in milliseconds (`500ms`, `90s`, `1.5m`, `-2h`, `1d`), as every hr-stream
-/// binary reads them.
-fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    hr_model::parse_duration_ms(s).map_err(|e| e.to_string())
-}
-
 /// `3m`, or `40s..5m`: a length, or the shortest and the longest.
 fn parse_duration_range(s: &str) -> Result<(i64, Option<i64>), String> {
     match s.split_once("..") {
@@ -307,25 +299,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
-    hr_kafka::cli::init_logging();
-    let args = hr_kafka::cli::parse::<Args>("sim").args;
+    hr_cli::init_logging();
+    let args = hr_cli::parse::<Args>("sim").args;
     match real_main(args) {
         Ok(code) => code,
-        // `hr-sim --output stdout | head`: the reader has all it wanted.
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("hr-sim: error: {error:#}");
-            ExitCode::FAILURE
-        }
+        // Quiet and successful on `hr-sim --output stdout | head`: the reader has all it wanted.
+        Err(error) => hr_cli::finish("hr-sim", Err(error)),
     }
-}
-
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            || matches!(e.downcast_ref::<SinkError>(), Some(SinkError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe)
-    })
 }
 
 fn real_main(args: Args) -> anyhow::Result<ExitCode> {
@@ -348,7 +328,7 @@ fn real_main(args: Args) -> anyhow::Result<ExitCode> {
             }
             let sink = KafkaSink::new(&args.kafka.bootstrap, &properties, &args.topic)
                 .context("creating the producer")?
-                .with_stop(Arc::clone(&stop), STOP_GRACE);
+                .with_stop(stop.shared(), STOP_GRACE);
             Box::new(sink)
         }
         Output::Stdout => Box::new(JsonLinesSink::new(BufWriter::new(io::stdout().lock()))),
@@ -369,7 +349,7 @@ fn real_main(args: Args) -> anyhow::Result<ExitCode> {
 
     let bar = (pace == Pace::AsFastAsPossible && !args.no_progress && io::stderr().is_terminal())
         .then(|| progress_bar(&args));
-    let report = run(&mut sim, sink.as_mut(), pace, &stop, |s| {
+    let report = run(&mut sim, sink.as_mut(), pace, stop.as_atomic(), |s| {
         if let Some(bar) = &bar {
             match args.events {
                 Some(_) => bar.set_position(s.records()),
@@ -432,59 +412,17 @@ fn print_summary(report: &RunReport, pace: Pace) {
     );
 }
 
-/// A flag that SIGINT or SIGTERM sets, so a run flushes and writes its truth file on the way out.
-fn stop_on_signal() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-            {
-                Ok(r) => r,
-                Err(error) => {
-                    tracing::warn!(%error, "No signal handling: Ctrl-C will not flush.");
-                    return;
-                }
-            };
-            runtime.block_on(async {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let mut term = signal(SignalKind::terminate()).ok();
-                    let term_recv = async {
-                        match term.as_mut() {
-                            Some(t) => {
-                                t.recv().await;
-                            }
-                            None => std::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        () = term_recv => {}
-                    }
-                }
-                #[cfg(not(unix))]
-                let _ = tokio::signal::ctrl_c().await;
-            });
-            tracing::info!(
-                "Stopping: flushing and writing the ground truth (Ctrl-C again to quit now)."
-            );
-            flag.store(true, Ordering::Relaxed);
-            // A second signal means now: nothing more is flushed.
-            runtime.block_on(async {
-                let _ = tokio::signal::ctrl_c().await;
-            });
-            eprintln!("hr-sim: interrupted again; exiting without flushing.");
-            std::process::exit(130);
-        });
-    if let Err(error) = spawned {
+/// A flag that SIGINT or SIGTERM sets, so a run flushes and writes its truth file on the way out;
+/// a second signal quits at once.
+fn stop_on_signal() -> StopFlag {
+    StopFlag::on_signals(OnSignal {
+        notice: Some("Stopping: flushing and writing the ground truth (Ctrl-C again to quit now)."),
+        second_exits: Some("hr-sim: interrupted again; exiting without flushing."),
+    })
+    .unwrap_or_else(|error| {
         tracing::warn!(%error, "No signal handling: Ctrl-C will not flush.");
-    }
-    stop
+        StopFlag::new()
+    })
 }
 
 #[cfg(test)]
@@ -495,17 +433,6 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("500ms"), Ok(500));
-        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
-        assert_eq!(parse_duration_ms("1.5m"), Ok(90_000));
-        assert_eq!(parse_duration_ms("-2h"), Ok(-7_200_000));
-        assert_eq!(parse_duration_ms("1d"), Ok(86_400_000));
-        assert!(parse_duration_ms("90").is_err());
-        assert!(parse_duration_ms("5 parsecs").is_err());
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Sink for KafkaSink {
             .map_err(|e| SinkError::Io(io::Error::new(io::ErrorKind::InvalidData, e)))?;
         // A full local queue blocks here until the broker acknowledges some batches: the
         // back-pressure that paces a preload to what the broker can take.
-        self.producer.send_alert(&self.topic, key, json)?;
+        self.producer.send_json(&self.topic, key, json)?;
         Ok(())
     }
 

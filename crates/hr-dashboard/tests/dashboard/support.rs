@@ -105,7 +105,7 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
 pub fn produce(bootstrap: &str, topic: &str, records: &[(String, String)]) {
     let mut sink = hr_kafka::Sink::new(bootstrap, &[]).expect("a producer");
     for (k, v) in records {
-        sink.send_alert(topic, k, v).expect("queued");
+        sink.send_json(topic, k, v).expect("queued");
     }
     sink.flush(Duration::from_secs(30)).expect("acknowledged");
 }

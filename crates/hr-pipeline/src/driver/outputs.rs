@@ -157,7 +157,8 @@ impl Outputs {
             .map_or(0, |d| d.as_millis() as i64);
         let ts = (a.alert.window_end <= now_ms + 600_000).then_some(a.alert.window_end);
         self.out()
-            .send_record(&cfg.alerts_topic, None, key, Some(a.json.as_bytes()), ts)?;
+            .send_record(&cfg.alerts_topic, None, key, Some(a.json.as_bytes()), ts)
+            .map_err(refused(cfg, "WRITE", &cfg.alerts_topic))?;
         if let Some(f) = self.file.as_mut() {
             match f {
                 AlertSink::Plain(f) => f.append(&a.json)?,
@@ -194,7 +195,9 @@ impl Outputs {
                 },
             );
         }
-        self.out().send_diverted(topic, key, payload, why)?;
+        self.out()
+            .send_diverted(topic, key, payload, why)
+            .map_err(refused(cfg, "WRITE", topic))?;
         Ok(())
     }
 
@@ -224,13 +227,15 @@ impl Outputs {
                 },
             );
         }
-        self.out().send_record(
-            &cfg.episodes_topic,
-            None,
-            key,
-            Some(e.json.as_bytes()),
-            None,
-        )?;
+        self.out()
+            .send_record(
+                &cfg.episodes_topic,
+                None,
+                key,
+                Some(e.json.as_bytes()),
+                None,
+            )
+            .map_err(refused(cfg, "WRITE", &cfg.episodes_topic))?;
         Ok(())
     }
 
@@ -270,7 +275,9 @@ impl Outputs {
         };
         let prefix = &value[..value.len().min(PREFIX_BYTES)];
         let dlq = cfg.dlq_topic.clone();
-        self.out().send_diverted(&dlq, None, prefix, &why)?;
+        self.out()
+            .send_diverted(&dlq, None, prefix, &why)
+            .map_err(refused(cfg, "WRITE", &dlq))?;
         Ok(())
     }
 
@@ -328,9 +335,31 @@ pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
         &cfg.late_topic,
         &cfg.episodes_topic,
     ] {
-        let value =
-            blocking::topic_config(&admin, topic, "max.message.bytes", Duration::from_secs(30))
-                .with_context(|| format!("reading max.message.bytes of {topic}"))?;
+        // A topic just created may not be known yet to the broker asked: ask again for a
+        // while; one that still does not exist is made by the broker on first write, with its
+        // defaults.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let value = loop {
+            match blocking::topic_config(
+                &admin,
+                topic,
+                "max.message.bytes",
+                Duration::from_secs(30),
+            ) {
+                Err(e)
+                    if e.code()
+                        == Some(
+                            hr_kafka::rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+                        ) =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                r => break r.with_context(|| format!("reading max.message.bytes of {topic}"))?,
+            }
+        };
         let bytes = value
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1_048_588);
@@ -357,5 +386,6 @@ pub(super) fn new_txn_sink(cfg: &RunConfig, id: &str) -> anyhow::Result<Sink> {
     ];
     txn_props.extend(cfg.overrides.iter().cloned());
     Sink::transactional(&cfg.bootstrap, &txn_props, id, Duration::from_secs(30))
-        .context("starting the transactional producer")
+        .map_err(refused(cfg, "WRITE", &cfg.changelog_topic()))
+        .with_context(|| format!("starting the transactional producer {id}"))
 }

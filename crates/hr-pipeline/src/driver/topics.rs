@@ -36,15 +36,16 @@ pub(super) fn follow_profiles(
     topic: &str,
     processor: &mut Processor,
 ) -> anyhow::Result<TableFollower> {
-    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
-    blocking::ensure_topics(&admin, &[profiles_spec(topic, cfg)], ADMIN_TIMEOUT)
-        .with_context(|| format!("ensuring the profiles topic {topic}"))?;
+    ensure(cfg, profiles_spec(topic, cfg), "profiles", "READ")?;
     let info = describe(cfg, topic)?;
     refuse_uncompacted(topic, &info, "profiles")?;
     warn_single_replica(topic, &info);
-    let follower = TableFollower::new(&cfg.bootstrap, &reader_props(cfg), topic, ADMIN_TIMEOUT)?;
+    let follower = TableFollower::new(&cfg.bootstrap, &reader_props(cfg), topic, ADMIN_TIMEOUT)
+        .map_err(refused(cfg, "READ", topic))
+        .with_context(|| format!("reading the profiles topic {topic}"))?;
     let updates = follower
         .catch_up(Duration::from_secs(60))
+        .map_err(refused(cfg, "READ", topic))
         .with_context(|| format!("reading the profiles topic {topic}"))?;
     apply_profiles(processor, topic, updates);
     tracing::info!(
@@ -83,10 +84,8 @@ pub(super) fn apply_profiles(processor: &mut Processor, topic: &str, updates: Ve
 /// The episodes topic is new: a job started against topics made before it creates it. Every
 /// topic the job writes is checked for a single replica on a cluster that has more.
 pub(super) fn ensure_output_topics(cfg: &RunConfig) -> anyhow::Result<()> {
-    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
     let spec = TopicSpec::new(cfg.episodes_topic.clone(), 1).replicated(cfg.replication);
-    blocking::ensure_topics(&admin, &[spec], ADMIN_TIMEOUT)
-        .with_context(|| format!("ensuring the episodes topic {}", cfg.episodes_topic))?;
+    ensure(cfg, spec, "episodes", "WRITE")?;
     for topic in [
         &cfg.alerts_topic,
         &cfg.dlq_topic,
@@ -107,9 +106,12 @@ pub(super) fn ensure_output_topics(cfg: &RunConfig) -> anyhow::Result<()> {
 
 pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Result<()> {
     let topic = cfg.changelog_topic();
-    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
-    blocking::ensure_topics(&admin, &[changelog_spec(cfg, partitions)], ADMIN_TIMEOUT)
-        .with_context(|| format!("ensuring the changelog topic {topic}"))?;
+    ensure(
+        cfg,
+        changelog_spec(cfg, partitions),
+        "changelog",
+        "READ and WRITE",
+    )?;
     let probe = Source::new(&SourceConfig {
         bootstrap: cfg.bootstrap.clone(),
         group: format!("{}-probe", cfg.group),
@@ -122,7 +124,11 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
     // metadata yet: ask again for a while before calling it missing.
     let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
     let got = loop {
-        match probe.topic_partitions(ADMIN_TIMEOUT) {
+        // A refusal is named (and no longer a `Topic` error to ask again about).
+        match probe
+            .topic_partitions(ADMIN_TIMEOUT)
+            .map_err(refused(cfg, "READ", &topic))
+        {
             Ok(ids) if !ids.is_empty() => break ids.len() as i32,
             Ok(_) | Err(KafkaError::Topic { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
@@ -136,6 +142,23 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
     refuse_uncompacted(&topic, &info, "changelog")?;
     warn_single_replica(&topic, &info);
     Ok(())
+}
+
+/// Creates the job's `what` topic from `spec` unless it exists. A principal that may not
+/// create it may still use one made beforehand, with `use_op` on it (and DESCRIBE_CONFIGS);
+/// refused both, the error says so.
+fn ensure(cfg: &RunConfig, spec: TopicSpec, what: &str, use_op: &str) -> anyhow::Result<()> {
+    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+    let topic = spec.name.clone();
+    match blocking::ensure_topics(&admin, &[spec], ADMIN_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_authorization() => Err(anyhow::anyhow!(refused(cfg, "CREATE", &topic)(e))
+            .context(format!(
+                "ensuring the {what} topic {topic}: it does not exist or this principal may not \
+                 see it (made beforehand, the job needs {use_op} on it instead of CREATE)"
+            ))),
+        Err(e) => Err(anyhow::anyhow!(e).context(format!("ensuring the {what} topic {topic}"))),
+    }
 }
 
 /// The topic as the cluster describes it. A topic just created may not have reached the
