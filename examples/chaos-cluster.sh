@@ -237,6 +237,12 @@ for scenario in "${scenarios[@]}"; do
     start_instance 3
   fi
   pause 20
+  # Topics the project made take the cluster's default replication factor (3), min ISR 2.
+  for t in "$in" "$group-changelog" "cc_alerts_$run_id"; do
+    replicas=$(cluster leaders "$t" | awk '{n = split($3, r, ","); if (min == "" || n < min) min = n} END {print min}')
+    echo "$t: $replicas replicas" >>"$work/$scenario.replication"
+    [[ $replicas == 3 ]] || { say "[$scenario] $t has $replicas in-sync replicas, not the cluster's 3."; failed=1; }
+  done
   fault
   while kill -0 "$sim_pid" 2>/dev/null; do pause 1; done
   wait "$sim_pid" || die "[$scenario] hr-sim failed (see $work/$scenario-sim.log)."
@@ -286,6 +292,7 @@ for scenario in "${scenarios[@]}"; do
   {
     echo "== $scenario: $readings readings at $rate/s, $partitions partitions, 3 instances, exactly-once, $net network"
     echo "instances that exited by themselves: $exited; SIGTERM to exit (s): ${stop_s[*]}"
+    echo "replication: $(paste -sd ';' "$work/$scenario.replication")"
     cat "$work/$scenario.table"
     stalls
     echo

@@ -22,8 +22,9 @@
 # alert after the new owner's assignment began, and the `restore_ms` the new owner logged. The
 # target for incremental rebalancing: a stall of at most one commit interval + 1 s (1.2 s).
 #
-# Modes: `eager` (`-X partition.assignment.strategy=range,roundrobin`, the behaviour before
-# incremental rebalancing) and `cooperative` (the job's default), in turn, RUNS times (default 1).
+# Modes, each named explicitly whatever the job's default: `eager` (`-X
+# partition.assignment.strategy=range,roundrobin`, librdkafka's default) and `cooperative` (`-X
+# partition.assignment.strategy=cooperative-sticky`), in turn, RUNS times (default 1).
 # The instances' WARN and ERROR lines are counted and the first of them shown.
 #
 # The default rate is what one instance alone sustains on a 2-core machine shared with other work,
@@ -134,7 +135,10 @@ measure() { # measure MODE RUN
     --size 1s --delay 0s --guarantee exactly-once --commit-interval "$commit"
     --partition-silence-after off --http off
     -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
-  if [[ $mode == eager ]]; then job+=(-X "partition.assignment.strategy=range,roundrobin"); fi
+  case $mode in
+    eager) job+=(-X "partition.assignment.strategy=range,roundrobin") ;;
+    cooperative) job+=(-X "partition.assignment.strategy=cooperative-sticky") ;;
+  esac
   start() { # start SLOT
     RUST_LOG=${REBALANCE_RUST_LOG:-warn,hr_pipeline=info,hr_kafka=info} "$bin/hr-pipeline" "${job[@]}" >>"$dir/instance-$1.log" 2>&1 &
     pid[$1]=$!
@@ -355,7 +359,7 @@ def med(v):
     return f"{statistics.median(v):.0f}" if v else "-"
 
 title = {"eager": "eager (-X partition.assignment.strategy=range,roundrobin)",
-         "cooperative": "cooperative (cooperative-sticky, the default)"}[mode]
+         "cooperative": "cooperative (-X partition.assignment.strategy=cooperative-sticky)"}[mode]
 out.append(f"mode {title}, run {run} (machine load average at its end: {load})")
 out.append(f"{'':6} {'lag':>7} {'':>5} {'':>6} | {'stayed: steady gap':>18} {'stall':>13} {'>' + str(target) + 'ms':>8} {'restore':>8}"
            f" | {'moved: first alert':>18} {'restore':>13} | {'aborted':>7}")

@@ -74,6 +74,16 @@ fn a_leader_killed_and_an_instance_cut_off_change_no_output() {
             table.contains("instances that exited by themselves: 0"),
             "{s}:\n{table}"
         );
+        // Topics made by `hr-pipeline topics` and `run` took the cluster's replication factor.
+        let replication = table
+            .lines()
+            .find(|l| l.starts_with("replication: "))
+            .unwrap_or_else(|| panic!("{s}:\n{table}"));
+        assert_eq!(
+            replication.matches(": 3 replicas").count(),
+            3,
+            "input, changelog and alerts have 3 replicas: {replication}"
+        );
         // Every alert of the uninterrupted run is there: the baseline is not empty.
         let alerts = table
             .lines()

@@ -72,6 +72,29 @@ pub fn engine(test: &str) -> Option<String> {
     }
 }
 
+/// Removes what `cargo test` tells its test about the package under test (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...) from the environment of `cmd`, which runs `cargo build`: some build scripts
+/// (ring's) rerun when one of these changes, and every crate above them (polars, hr-batch) is
+/// rebuilt, minutes of work, each time a test builds after a plain `cargo build` and the other way
+/// round.
+pub fn without_test_env(cmd: &mut Command) -> &mut Command {
+    const SET_FOR_TESTS: [&str; 6] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if SET_FOR_TESTS.iter().any(|p| k.starts_with(p)) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
 /// The folder of this build's binaries (`target/debug` for `cargo test`).
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
@@ -91,6 +114,7 @@ pub fn image(engine: &str) -> &'static str {
         let bins = bin_dir();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
+        without_test_env(&mut build);
         // The demo's build command, word for word: the same packages give the same features, so
         // the demo test and this one share one build of the binaries.
         build.current_dir(root()).args([

@@ -249,7 +249,37 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     let result = job.run(stop, &barrier);
     // The rebalance callback must never wait for a job that has ended.
     barrier.close();
+    let Job {
+        outputs,
+        reader,
+        profiles,
+        ..
+    } = job;
+    close_within((outputs, reader, profiles, source), CLOSE_TIMEOUT);
     result
+}
+
+/// How long closing the Kafka clients (leaving the group, ending the producers) may take once
+/// the job is done: it is under a second normally, but was seen to take a minute on a cluster
+/// after a network cut, and a stopped job must exit within seconds.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Drops `clients` on a thread of their own and waits up to `limit`; past that the process
+/// goes on without them (the group then moves their partitions after the session timeout).
+fn close_within<T: Send + 'static>(clients: T, limit: Duration) {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("hr-close".into())
+        .spawn(move || {
+            drop(clients);
+            let _ = tx.send(());
+        });
+    if spawned.is_ok() && rx.recv_timeout(limit).is_err() {
+        tracing::warn!(
+            limit_s = limit.as_secs(),
+            "The Kafka clients did not close in time; exiting without waiting for them."
+        );
+    }
 }
 
 struct Job<'a> {
