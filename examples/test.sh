@@ -30,16 +30,20 @@ optional=()
 need() { # need PACKAGE [optional]
   if [[ ${2:-} == optional ]]; then optional+=("$1"); else packages+=("$1"); fi
 }
-has() { command -v "$1" >/dev/null 2>&1; }
+# An executable file on PATH (bash's `command -v` also names files that are not executable).
+has() {
+  local path
+  path=$(type -P "$1" 2>/dev/null) && [[ -f $path && -x $path ]]
+}
 
-command -v cargo >/dev/null 2>&1 || {
+has cargo || {
   say "cargo not found: install Rust 1.88 or newer (https://rustup.rs), then run 'just test' again."
   exit 1
 }
 # The dashboard test looks in /usr/bin first, then on PATH; so does this check.
-[[ -x /usr/bin/chromium ]] || has chromium || need chromium
-[[ -x /usr/bin/chromedriver ]] || has chromedriver || need chromium-driver
-[[ -n ${PROMETHEUS:-} && -x ${PROMETHEUS:-} ]] || has prometheus || need prometheus
+[[ -f /usr/bin/chromium && -x /usr/bin/chromium ]] || has chromium || need chromium
+[[ -f /usr/bin/chromedriver && -x /usr/bin/chromedriver ]] || has chromedriver || need chromium-driver
+[[ -n ${PROMETHEUS:-} && -f ${PROMETHEUS:-} && -x ${PROMETHEUS:-} ]] || has prometheus || need prometheus
 # The TLS test broker always runs on the local JVM; the plaintext one does too unless a Docker
 # engine or HR_KAFKA_BOOTSTRAP provides it.
 java_major=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}' | cut -d. -f1 || true)
