@@ -59,6 +59,9 @@ compose_ok() { docker/image.sh compose-version >/dev/null 2>&1; }
 pip_compose=0
 if ! has docker || ! docker info >/dev/null 2>&1; then
   has podman || need podman optional
+  # Podman runs here with runc (Debian's default runtime, crun, refuses hosts whose cgroups are in
+  # hybrid mode); docker/image.sh picks runc when it is installed.
+  has runc || need runc optional
   compose_ok || pip_compose=1
 fi
 
@@ -84,7 +87,7 @@ if ((${#packages[@]} + ${#optional[@]} + pip_compose)); then
     say "missing Debian packages: ${packages[*]} (install them: sudo apt-get install ${packages[*]})"
     exit 1
   elif ((${#optional[@]})); then
-    say "no podman: the container image and stack tests will be skipped (sudo apt-get install podman runs them)."
+    say "no ${optional[*]}: the container image and stack tests will be skipped (sudo apt-get install ${optional[*]} runs them)."
   elif ((pip_compose)); then
     say "missing podman-compose 1.1 or newer, for the stack test (install it: pip install podman-compose)"
     exit 1
