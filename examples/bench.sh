@@ -2,14 +2,17 @@
 # Streaming throughput against a real broker (`just bench [N] [RUNS] [INTERVALS]`): preloads N
 # readings (default 5 M) into a topic of its own with hr-sim, then in the same run reads that topic
 #   (a) raw: the pipeline's consumer settings and no processing (hr-kafka's raw_consume example),
+#       in batches as the job reads, and one record per poll (`--per-record`, the old reader),
 #   (b) `hr-pipeline run --bounded --guarantee exactly-once`, once per commit interval in INTERVALS
-#       (default "200ms", the job's default; e.g. "100ms 200ms 1s"), and
-#   (c) `hr-pipeline run --bounded --guarantee at-least-once` (default commit interval),
-# each RUNS times (default 3, in turn: raw, exactly-once..., at-least-once, raw, ...). The job parses,
-# windows, classifies and writes every alert, episode and changelog update to Kafka; alert files are
-# off (`--alerts-dir none`): at these rates the JSONL files, not Kafka, would be measured. It prints
-# events/s (median of the runs, counted from each reader's first record to the job's last commit),
-# each job's ratio to raw consume measured in the same run, exactly-once / at-least-once, and peak RSS.
+#       (default "200ms", the job's default; e.g. "100ms 200ms 1s"), alert files off,
+#   (c) the same at the job's default commit interval with the alert files on (`--alerts-dir`), and
+#   (d) `hr-pipeline run --bounded --guarantee at-least-once` (default commit interval),
+# each RUNS times (default 3, in turn: raw, raw per record, exactly-once..., at-least-once, raw, ...).
+# The job parses, windows, classifies and writes every alert, episode and changelog update to
+# Kafka. It prints events/s (median of the runs, counted from each reader's first record to the
+# job's last commit), each one's ratio to the batch raw consume measured in the same run,
+# exactly-once / at-least-once, the job's start-up (process start to its first record, median)
+# and peak RSS (the largest of the runs).
 #
 #   examples/bench.sh [N] [RUNS] [INTERVALS]   HR_BOOTSTRAP_SERVERS / HR_KAFKA_PORT as for the demo
 #
@@ -73,8 +76,10 @@ job() {
   local name=$1 i=$2
   shift 2
   say "Run $i of $runs: hr-pipeline run --bounded $*."
+  local files=(--alerts-dir none)
+  if [[ $name == *-files ]]; then files=(--alerts-dir "$work/alerts-$name-$i"); fi
   if ! RUST_LOG=info peak "$bin/hr-pipeline" run --bootstrap "$bootstrap" "${topics[@]}" \
-    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded --alerts-dir none "${http[@]}" "$@" \
+    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded "${files[@]}" "${http[@]}" "$@" \
     2>"$work/pipeline.err" >/dev/null; then
     tail -n 20 "$work/pipeline.err" >&2
     say "hr-pipeline failed (its log is above)."
@@ -84,20 +89,31 @@ job() {
   grep -o 'records_per_s=[0-9]*' "$work/pipeline.err" | cut -d= -f2 | tee -a "$work/$name.rates" |
     sed 's/^/events\/s: /'
   grep -o 'peak_kib=[0-9]*' "$work/pipeline.err" | cut -d= -f2 >>"$work/$name.peaks" || true
+  grep -o 'since_start_ms=[0-9]*' "$work/pipeline.err" | head -n 1 | cut -d= -f2 >>"$work/$name.starts" || true
+  rm -rf "$work/alerts-$name-$i"
 }
 
-names=()
-for iv in "${intervals[@]}"; do names+=("eo-$iv"); done
-names+=(alo)
-for ((i = 1; i <= runs; i++)); do
-  say "Run $i of $runs: raw consume."
-  peak "$bin/examples/raw_consume" "$topic" "$bootstrap" >"$work/raw.out" 2>"$work/raw.err"
+# One raw consume run: raw NAME RUN_NO ARGS...
+raw() {
+  local name=$1 i=$2
+  shift 2
+  say "Run $i of $runs: raw consume $*."
+  peak "$bin/examples/raw_consume" "$@" "$topic" "$bootstrap" >"$work/raw.out" 2>"$work/raw.err"
   cat "$work/raw.out"
-  grep -o '[0-9]* events/s' "$work/raw.out" | cut -d' ' -f1 >>"$work/raw.rates"
-  grep -o 'peak_kib=[0-9]*' "$work/raw.err" | cut -d= -f2 >>"$work/raw.peaks" || true
+  grep -o '[0-9]* events/s' "$work/raw.out" | cut -d' ' -f1 >>"$work/$name.rates"
+  grep -o 'peak_kib=[0-9]*' "$work/raw.err" | cut -d= -f2 >>"$work/$name.peaks" || true
+}
+
+names=(raw-per-record)
+for iv in "${intervals[@]}"; do names+=("eo-$iv"); done
+names+=(eo-files alo)
+for ((i = 1; i <= runs; i++)); do
+  raw raw "$i"
+  raw raw-per-record "$i" --per-record
   for iv in "${intervals[@]}"; do
     job "eo-$iv" "$i" --guarantee exactly-once --commit-interval "$iv"
   done
+  job eo-files "$i" --guarantee exactly-once
   job alo "$i" --guarantee at-least-once
 done
 
@@ -108,15 +124,21 @@ alo=$(median <"$work/alo.rates")
 echo
 echo "readings:   $n in $topic"
 echo "preload:    $(cat "$work/preload")"
-echo "medians of $runs runs, in turn on the same topic, alert files off; ratios against this run's raw consume"
-printf '%-26s %12s %8s %8s %10s\n' job events/s "/ raw" "/ ALO" "peak RSS"
-printf '%-26s %12.0f %8s %8s %10s\n' "raw consume" "$raw" 1.00 - "$(mib "$(max_peak raw)")"
+echo "medians of $runs runs, in turn on the same topic; ratios against this run's raw consume in batches"
+printf '%-36s %12s %8s %8s %9s %10s\n' "" events/s "/ raw" "/ ALO" start-up "peak RSS"
+printf '%-36s %12.0f %8s %8s %9s %10s\n' "raw consume, batches" "$raw" 1.00 - - "$(mib "$(max_peak raw)")"
 for name in "${names[@]}"; do
   rate=$(median <"$work/$name.rates")
+  start=-
+  if [[ -s $work/$name.starts ]]; then
+    start=$(median <"$work/$name.starts" | awk '{printf "%.2f s", $1 / 1000}')
+  fi
   case $name in
-    alo) label="at-least-once" ;;
-    *) label="exactly-once, commit ${name#eo-}" ;;
+    raw-per-record) label="raw consume, per record (old)" ;;
+    alo) label="at-least-once, files off" ;;
+    eo-files) label="exactly-once, files on" ;;
+    *) label="exactly-once, commit ${name#eo-}, files off" ;;
   esac
-  awk -v l="$label" -v p="$rate" -v r="$raw" -v a="$alo" -v m="$(mib "$(max_peak "$name")")" \
-    'BEGIN {printf "%-26s %12.0f %8.2f %8.2f %10s\n", l, p, p / r, p / a, m}'
+  awk -v l="$label" -v p="$rate" -v r="$raw" -v a="$alo" -v s="$start" -v m="$(mib "$(max_peak "$name")")" \
+    'BEGIN {printf "%-36s %12.0f %8.2f %8.2f %9s %10s\n", l, p, p / r, p / a, s, m}'
 done

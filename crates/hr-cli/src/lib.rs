@@ -68,6 +68,6 @@ pub use duration::{
     parse_duration_or_off,
 };
 pub use kafka::{KafkaArgs, parse_property};
-pub use logging::{OncePerSecond, init_logging};
+pub use logging::{OncePerSecond, init_logging, since_start};
 pub use output::{causes, color_on, error_chain, finish, finish_with, is_broken_pipe};
 pub use signal::{OnSignal, StopFlag};

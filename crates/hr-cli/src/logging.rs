@@ -81,12 +81,26 @@ impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for OncePerSec
     }
 }
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Time since the process started (since [`init_logging`], the first thing every binary does;
+/// zero where it was not called), for start-up figures such as the job's time to its first
+/// record.
+pub fn since_start() -> std::time::Duration {
+    STARTED
+        .get()
+        .map_or(std::time::Duration::ZERO, std::time::Instant::elapsed)
+}
+
 /// The logging every hr-stream binary sets up: `tracing` events on standard error, filtered by
 /// `RUST_LOG` (default `info`), coloured only on a terminal without `NO_COLOR`, and a line
 /// repeated for the same cause at most once a second ([`OncePerSecond`]). The level filter is
 /// the outer one, so an event it rejects is never formatted or rate-limited (the other way round
 /// cost about 30 % of the streaming job's CPU).
+///
+/// It also marks the process's start for [`since_start`]: every binary calls it first.
 pub fn init_logging() {
+    let _ = STARTED.set(std::time::Instant::now());
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{EnvFilter, Layer as _};

@@ -50,5 +50,8 @@ pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, pr
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
 pub use sink::{AlertFile, Delivered, DeliveryLog, Diversion, Sink, StagedAlertFile};
-pub use source::{Polled, RebalanceEvent, RebalanceLog, Record, RevokeHook, Source, SourceConfig};
+pub use source::{
+    FETCH_BATCH, Fetch, Polled, RebalanceEvent, RebalanceLog, Record, RevokeHook, Source,
+    SourceConfig,
+};
 pub use table::{PartitionReader, PartitionTable, TableFollower, TableUpdate, read_table};
