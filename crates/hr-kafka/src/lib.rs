@@ -41,8 +41,8 @@ mod table;
 pub mod testkit;
 
 pub use admin::{
-    Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_topics, describe_topic,
-    ensure_topics, topic_config,
+    Admin, Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_topics,
+    describe_topic, ensure_topics, topic_config,
 };
 pub use config::{client_config, client_id};
 pub use error::KafkaError;

@@ -497,6 +497,9 @@ impl Source {
     /// should call this again when a record comes from a partition it has not prepared.
     pub fn take_rebalances(&self) -> Vec<RebalanceEvent> {
         let events = self.consumer.context().take();
+        if events.is_empty() {
+            return events;
+        }
         let mut assigned = lock(&self.assigned);
         for e in &events {
             match e {

@@ -275,6 +275,13 @@ impl TableFollower {
             .iter()
             .map(|e| e.partition())
             .collect();
+        // An empty partition is caught up already: waiting for its end-of-partition would
+        // wait out the broker's long poll of an empty fetch (fetch.wait.max.ms, 500 ms).
+        open.retain(|p| {
+            self.consumer
+                .fetch_watermarks(&self.topic, *p, timeout.min(Duration::from_secs(5)))
+                .map_or(true, |(low, high)| high > low)
+        });
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         while !open.is_empty() {

@@ -100,6 +100,10 @@ fn run_job(args: RunArgs) -> anyhow::Result<()> {
         stop.as_atomic(),
         cfg.health.as_ref(),
     )?;
+    tracing::debug!(
+        since_start_ms = hr_cli::since_start().as_millis() as u64,
+        "Start-up: broker answered."
+    );
     let counters: RunCounters = run(&cfg, stop.as_atomic())?;
     tracing::debug!(?counters, "Job ended.");
     Ok(())

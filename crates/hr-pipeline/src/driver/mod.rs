@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hr_kafka::{
-    Diversion, KafkaError, PartitionReader, RebalanceEvent, Source, SourceConfig, TableFollower,
+    Admin, Diversion, KafkaError, PartitionReader, RebalanceEvent, Source, SourceConfig,
+    TableFollower,
 };
 use hr_model::Validation;
 
@@ -191,33 +192,43 @@ impl RunConfig {
 /// window configuration, a corrupt changelog record, or an I/O error on the alerts files.
 pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     let mut processor = Processor::new(cfg.processor.clone())?;
-    let profiles = match &cfg.profiles_topic {
-        Some(topic) => Some(follow_profiles(cfg, topic, &mut processor)?),
-        None => None,
-    };
-    // Eager assignment (librdkafka's default) stays: with cooperative-sticky, a 3-node cluster
-    // run whose controller was killed amid rebalances gave a partition to a new owner while
-    // its old one still committed, and 1,073 alerts came out twice (REPORT.md, known
-    // limitations). `-X partition.assignment.strategy=cooperative-sticky` tries it.
-    let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
-    src_props.extend(cfg.overrides.iter().cloned());
-    let source = Source::new(&SourceConfig {
-        bootstrap: cfg.bootstrap.clone(),
-        group: cfg.group.clone(),
-        topic: cfg.input_topic.clone(),
-        from_beginning: cfg.from_beginning,
-        bounded: cfg.bounded,
-        overrides: src_props,
-    })
-    .map_err(refused(cfg, "READ", &cfg.input_topic))
-    .with_context(|| format!("reading the input topic {}", cfg.input_topic))?;
-    let partitions = source
-        .topic_partitions(Duration::from_secs(30))
-        .map_err(refused(cfg, "READ", &cfg.input_topic))
-        .with_context(|| format!("reading the partitions of {}", cfg.input_topic))?;
-    ensure_changelog(cfg, partitions.len() as i32)?;
-    let limit = output_limit(cfg)?;
-    let outputs = Outputs::new(cfg, limit)?;
+    let admin = Admin::new(&hr_kafka::client_config(&cfg.bootstrap, &cfg.overrides))?;
+    let txn_id = outputs::txn_id(cfg);
+    // Start-up's broker round trips overlap: the transactional producer's init, the profiles
+    // read and the input and topic checks each wait on the broker, not on each other. Errors
+    // are reported in that order of reading: profiles, input, topics, producer.
+    let (txn, profiles, checked) = std::thread::scope(|s| {
+        let txn = s.spawn(|| {
+            let txn = outputs::new_txn_sink(cfg, &txn_id);
+            tracing::debug!(
+                since_start_ms = since_start_ms(),
+                "Start-up: producer ready."
+            );
+            txn
+        });
+        let profiles = s.spawn(|| {
+            let profiles = cfg
+                .profiles_topic
+                .as_deref()
+                .map(|topic| follow_profiles(cfg, &admin, topic, &mut processor))
+                .transpose();
+            tracing::debug!(
+                since_start_ms = since_start_ms(),
+                "Start-up: profiles read."
+            );
+            profiles
+        });
+        let checked = open_input(cfg, &admin);
+        (joined(txn), joined(profiles), checked)
+    });
+    let profiles = profiles?;
+    let (source, limit) = checked?;
+    let outputs = Outputs::new(cfg, limit, txn_id, txn?)?;
+    drop(admin);
+    tracing::debug!(
+        since_start_ms = since_start_ms(),
+        "Start-up: outputs ready."
+    );
     let reader = PartitionReader::new(&cfg.bootstrap, &reader_props(cfg), &cfg.changelog_topic())?;
     let barrier = Arc::new(RevokeBarrier::default());
     {
@@ -266,6 +277,52 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Drops `clients` on a thread of their own and waits up to `limit`; past that the process
 /// goes on without them (the group then moves their partitions after the session timeout).
+/// The input source, after the changelog and output topics are checked, and the largest
+/// output record the topics take.
+fn open_input(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<(Source, usize)> {
+    // Eager assignment (librdkafka's default) stays: with cooperative-sticky, a 3-node cluster
+    // run whose controller was killed amid rebalances gave a partition to a new owner while
+    // its old one still committed, and 1,073 alerts came out twice (REPORT.md, known
+    // limitations). `-X partition.assignment.strategy=cooperative-sticky` tries it.
+    let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
+    src_props.extend(cfg.overrides.iter().cloned());
+    let source = Source::new(&SourceConfig {
+        bootstrap: cfg.bootstrap.clone(),
+        group: cfg.group.clone(),
+        topic: cfg.input_topic.clone(),
+        from_beginning: cfg.from_beginning,
+        bounded: cfg.bounded,
+        overrides: src_props,
+    })
+    .map_err(refused(cfg, "READ", &cfg.input_topic))
+    .with_context(|| format!("reading the input topic {}", cfg.input_topic))?;
+    let partitions = source
+        .topic_partitions(Duration::from_secs(30))
+        .map_err(refused(cfg, "READ", &cfg.input_topic))
+        .with_context(|| format!("reading the partitions of {}", cfg.input_topic))?;
+    ensure_changelog(cfg, admin, partitions.len() as i32)?;
+    tracing::debug!(
+        since_start_ms = since_start_ms(),
+        "Start-up: changelog checked."
+    );
+    let limit = output_limit(cfg, admin)?;
+    tracing::debug!(
+        since_start_ms = since_start_ms(),
+        "Start-up: output topics checked."
+    );
+    Ok((source, limit))
+}
+
+/// Milliseconds since the process started, for the start-up's debug lines.
+fn since_start_ms() -> u64 {
+    hr_cli::since_start().as_millis() as u64
+}
+
+/// A scoped thread's result; its panic goes on in the caller.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 fn close_within<T: Send + 'static>(clients: T, limit: Duration) {
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use hr_kafka::{AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, blocking, client_config};
+use hr_kafka::{Admin, AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, blocking};
 
 use crate::processor::{AlertOut, EpisodeOut};
 
@@ -38,17 +38,14 @@ pub(super) enum AlertSink {
 }
 
 impl Outputs {
-    pub(super) fn new(cfg: &RunConfig, limit: usize) -> anyhow::Result<Self> {
-        let id = format!(
-            "{}-{}-{}",
-            cfg.group,
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
-        let txn = new_txn_sink(cfg, &id)?;
+    /// The outputs around `txn`, a transactional producer made with [`new_txn_sink`] and id
+    /// `id` (made apart, so its start overlaps the job's other start-up calls).
+    pub(super) fn new(
+        cfg: &RunConfig,
+        limit: usize,
+        id: String,
+        txn: Sink,
+    ) -> anyhow::Result<Self> {
         let plain = match cfg.guarantee {
             Guarantee::ExactlyOnce => None,
             Guarantee::AtLeastOnce => {
@@ -325,10 +322,9 @@ pub(super) struct StandIn<'a> {
 }
 
 /// The smallest `max.message.bytes` of the output topics, less room for batch overhead.
-pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
-    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+pub(super) fn output_limit(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<usize> {
     let mut limit = usize::MAX;
-    ensure_output_topics(cfg)?;
+    ensure_output_topics(cfg, admin)?;
     for topic in [
         &cfg.alerts_topic,
         &cfg.dlq_topic,
@@ -340,8 +336,8 @@ pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
         // defaults.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let value = loop {
-            match blocking::topic_config(
-                &admin,
+            match blocking::topic_config_on(
+                admin,
                 topic,
                 "max.message.bytes",
                 Duration::from_secs(30),
@@ -367,6 +363,19 @@ pub(super) fn output_limit(cfg: &RunConfig) -> anyhow::Result<usize> {
     }
     // librdkafka's own default cap on one message.
     Ok(limit.min(1_000_000).saturating_sub(BATCH_OVERHEAD))
+}
+
+/// A transactional id of the job's own: never the same as another live instance's.
+pub(super) fn txn_id(cfg: &RunConfig) -> String {
+    format!(
+        "{}-{}-{}",
+        cfg.group,
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
 }
 
 /// A transactional producer for the job: its own id, so a restart never fences another live

@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hr_kafka::{
-    Source, SourceConfig, TableFollower, TableUpdate, TopicInfo, TopicSpec, blocking, client_config,
-};
+use hr_kafka::{Admin, TableFollower, TableUpdate, TopicInfo, TopicSpec, blocking};
 
 use crate::processor::Processor;
 
@@ -33,11 +31,12 @@ pub(super) fn changelog_spec(cfg: &RunConfig, partitions: i32) -> TopicSpec {
 /// Reads the profiles topic to its end into the processor, then keeps following it.
 pub(super) fn follow_profiles(
     cfg: &RunConfig,
+    admin: &Admin,
     topic: &str,
     processor: &mut Processor,
 ) -> anyhow::Result<TableFollower> {
-    ensure(cfg, profiles_spec(topic, cfg), "profiles", "READ")?;
-    let info = describe(cfg, topic)?;
+    ensure(cfg, admin, profiles_spec(topic, cfg), "profiles", "READ")?;
+    let info = describe(admin, topic)?;
     refuse_uncompacted(topic, &info, "profiles")?;
     warn_single_replica(topic, &info);
     let follower = TableFollower::new(&cfg.bootstrap, &reader_props(cfg), topic, ADMIN_TIMEOUT)
@@ -83,16 +82,16 @@ pub(super) fn apply_profiles(processor: &mut Processor, topic: &str, updates: Ve
 
 /// The episodes topic is new: a job started against topics made before it creates it. Every
 /// topic the job writes is checked for a single replica on a cluster that has more.
-pub(super) fn ensure_output_topics(cfg: &RunConfig) -> anyhow::Result<()> {
+pub(super) fn ensure_output_topics(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<()> {
     let spec = TopicSpec::new(cfg.episodes_topic.clone(), 1).replicated(cfg.replication);
-    ensure(cfg, spec, "episodes", "WRITE")?;
+    ensure(cfg, admin, spec, "episodes", "WRITE")?;
     for topic in [
         &cfg.alerts_topic,
         &cfg.dlq_topic,
         &cfg.late_topic,
         &cfg.episodes_topic,
     ] {
-        match describe_within(cfg, topic, Duration::ZERO) {
+        match describe_within(admin, topic, Duration::ZERO) {
             Ok(info) => warn_single_replica(topic, &info),
             // A topic the broker creates on first write (auto.create.topics.enable) is not
             // there yet; nothing to check.
@@ -104,41 +103,23 @@ pub(super) fn ensure_output_topics(cfg: &RunConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Result<()> {
+pub(super) fn ensure_changelog(
+    cfg: &RunConfig,
+    admin: &Admin,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let topic = cfg.changelog_topic();
     ensure(
         cfg,
+        admin,
         changelog_spec(cfg, partitions),
         "changelog",
         "READ and WRITE",
     )?;
-    let probe = Source::new(&SourceConfig {
-        bootstrap: cfg.bootstrap.clone(),
-        group: format!("{}-probe", cfg.group),
-        topic: topic.clone(),
-        from_beginning: true,
-        bounded: false,
-        overrides: cfg.overrides.clone(),
-    })?;
     // A topic just created (by this instance or one starting beside it) may not be in the
-    // metadata yet: ask again for a while before calling it missing.
-    let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
-    let got = loop {
-        // A refusal is named (and no longer a `Topic` error to ask again about).
-        match probe
-            .topic_partitions(ADMIN_TIMEOUT)
-            .map_err(refused(cfg, "READ", &topic))
-        {
-            Ok(ids) if !ids.is_empty() => break ids.len() as i32,
-            Ok(_) | Err(KafkaError::Topic { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Ok(ids) => break ids.len() as i32,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    check_copartitioned(&topic, got, &cfg.input_topic, partitions)?;
-    let info = describe(cfg, &topic)?;
+    // metadata yet: `describe` asks again for a while before calling it missing.
+    let info = describe(admin, &topic)?;
+    check_copartitioned(&topic, info.partitions, &cfg.input_topic, partitions)?;
     refuse_uncompacted(&topic, &info, "changelog")?;
     warn_single_replica(&topic, &info);
     Ok(())
@@ -147,10 +128,15 @@ pub(super) fn ensure_changelog(cfg: &RunConfig, partitions: i32) -> anyhow::Resu
 /// Creates the job's `what` topic from `spec` unless it exists. A principal that may not
 /// create it may still use one made beforehand, with `use_op` on it (and DESCRIBE_CONFIGS);
 /// refused both, the error says so.
-fn ensure(cfg: &RunConfig, spec: TopicSpec, what: &str, use_op: &str) -> anyhow::Result<()> {
-    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+fn ensure(
+    cfg: &RunConfig,
+    admin: &Admin,
+    spec: TopicSpec,
+    what: &str,
+    use_op: &str,
+) -> anyhow::Result<()> {
     let topic = spec.name.clone();
-    match blocking::ensure_topics(&admin, &[spec], ADMIN_TIMEOUT) {
+    match blocking::ensure_topics_on(admin, &[spec], ADMIN_TIMEOUT) {
         Ok(_) => Ok(()),
         Err(e) if e.is_authorization() => Err(anyhow::anyhow!(refused(cfg, "CREATE", &topic)(e))
             .context(format!(
@@ -164,15 +150,14 @@ fn ensure(cfg: &RunConfig, spec: TopicSpec, what: &str, use_op: &str) -> anyhow:
 /// The topic as the cluster describes it. A topic just created may not have reached the
 /// metadata of every broker yet (a cluster answers from whichever broker it asks): it is asked
 /// again for a while before being called missing.
-fn describe(cfg: &RunConfig, topic: &str) -> anyhow::Result<TopicInfo> {
-    describe_within(cfg, topic, ADMIN_TIMEOUT)
+fn describe(admin: &Admin, topic: &str) -> anyhow::Result<TopicInfo> {
+    describe_within(admin, topic, ADMIN_TIMEOUT)
 }
 
-fn describe_within(cfg: &RunConfig, topic: &str, wait: Duration) -> anyhow::Result<TopicInfo> {
-    let admin = client_config(&cfg.bootstrap, &cfg.overrides);
+fn describe_within(admin: &Admin, topic: &str, wait: Duration) -> anyhow::Result<TopicInfo> {
     let deadline = std::time::Instant::now() + wait;
     loop {
-        match blocking::describe_topic(&admin, topic, ADMIN_TIMEOUT) {
+        match blocking::describe_topic_on(admin, topic, ADMIN_TIMEOUT) {
             Err(KafkaError::Topic { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200));
             }
