@@ -16,6 +16,10 @@
 #
 #   examples/bench.sh [N] [RUNS] [INTERVALS]   HR_BOOTSTRAP_SERVERS / HR_KAFKA_PORT as for the demo
 #
+# HR_BENCH_PROPS="key=value ..." gives every reader and job those librdkafka properties (`-X`),
+# e.g. "max.partition.fetch.bytes=8388608 queued.max.messages.kbytes=32768" for the queues the
+# consumer had before its memory was bounded.
+#
 # Release builds (HR_BIN_DIR=DIR: binaries built earlier instead, e.g. a copy of target/release
 # kept while the tree changes); the topic is left in place (its name is printed) so runs can be repeated by hand.
 # A job that fails makes the script fail.
@@ -42,6 +46,9 @@ else
   cargo build --release -q -p hr-kafka --example raw_consume
   bin=${CARGO_TARGET_DIR:-$repo/target}/release
 fi
+read -r -a props <<<"${HR_BENCH_PROPS:-}"
+xprops=()
+for kv in "${props[@]}"; do xprops+=(-X "$kv"); done
 work=$(mktemp -d)
 trap 'rm -rf "$work"; stop_started_broker' EXIT
 
@@ -79,7 +86,7 @@ job() {
   local files=(--alerts-dir none)
   if [[ $name == *-files ]]; then files=(--alerts-dir "$work/alerts-$name-$i"); fi
   if ! RUST_LOG=info peak "$bin/hr-pipeline" run --bootstrap "$bootstrap" "${topics[@]}" \
-    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded "${files[@]}" "${http[@]}" "$@" \
+    --profiles-topic none --group "hr-bench-$run_id-$name-$i" --bounded "${files[@]}" "${http[@]}" "${xprops[@]}" "$@" \
     2>"$work/pipeline.err" >/dev/null; then
     tail -n 20 "$work/pipeline.err" >&2
     say "hr-pipeline failed (its log is above)."
@@ -98,7 +105,7 @@ raw() {
   local name=$1 i=$2
   shift 2
   say "Run $i of $runs: raw consume $*."
-  peak "$bin/examples/raw_consume" "$@" "$topic" "$bootstrap" >"$work/raw.out" 2>"$work/raw.err"
+  peak "$bin/examples/raw_consume" "$@" "$topic" "$bootstrap" "${props[@]}" >"$work/raw.out" 2>"$work/raw.err"
   cat "$work/raw.out"
   grep -o '[0-9]* events/s' "$work/raw.out" | cut -d' ' -f1 >>"$work/$name.rates"
   grep -o 'peak_kib=[0-9]*' "$work/raw.err" | cut -d= -f2 >>"$work/$name.peaks" || true
@@ -123,6 +130,7 @@ raw=$(median <"$work/raw.rates")
 alo=$(median <"$work/alo.rates")
 echo
 echo "readings:   $n in $topic"
+if ((${#props[@]})); then echo "properties: ${props[*]}"; fi
 echo "preload:    $(cat "$work/preload")"
 echo "medians of $runs runs, in turn on the same topic; ratios against this run's raw consume in batches"
 printf '%-36s %12s %8s %8s %9s %10s\n' "" events/s "/ raw" "/ ALO" start-up "peak RSS"

@@ -351,11 +351,15 @@ impl Source {
                 "enable.partition.eof",
                 if cfg.bounded { "true" } else { "false" },
             )
-            // librdkafka's 1 MB per partition and fetch leaves a single reader waiting on round
-            // trips (about 3x slower on a local broker); 8 MB keeps it fed, and the prefetch
-            // queue cap bounds the memory that costs.
-            .set("max.partition.fetch.bytes", "8388608")
-            .set("queued.max.messages.kbytes", "32768")
+            // Memory is bounded by these two: a fetch response stays in memory until the last
+            // record of it is consumed, and each queued record costs librdkafka about 300 bytes
+            // besides its own. Measured on a 2 M replay (3 partitions, 2 cores, batch consume;
+            // REPORT.md): librdkafka's defaults held 307-360 MiB; 2 MB per partition and an 8 MB
+            // prefetch queue hold 106-119 MiB at 0.96x their speed; 1 MB per partition, or a
+            // 4 MB queue, hold under 100 MiB but leave the reader waiting on round trips
+            // (0.84x, 0.73x).
+            .set("max.partition.fetch.bytes", "2097152")
+            .set("queued.max.messages.kbytes", "8192")
             // Once that queue is full librdkafka waits this long before fetching again; its
             // default of 1 s leaves a fast reader idle most of each second (2.8x slower on 5 M
             // local records). 50 ms keeps it fed without polling the broker in a loop.
