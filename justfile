@@ -65,7 +65,7 @@ image:
 dashboard *args:
     cargo run -q -p hr-dashboard -- --bootstrap {{bootstrap}} {{args}}
 
-# Streaming throughput against the real broker: preload N readings, then raw consume vs `hr-pipeline run --bounded` exactly-once (per commit interval, e.g. `just bench 5000000 3 "100ms 200ms 1s"`) and at-least-once (events/s, ratios, peak RSS).
+# Streaming throughput against the real broker: preload N readings, then raw consume (in batches, and per record) vs `hr-pipeline run --bounded` exactly-once (per commit interval, e.g. `just bench 5000000 3 "100ms 200ms 1s"`, and with alert files on) and at-least-once (events/s, ratios, start-up, peak RSS; HR_BENCH_PROPS="k=v ..." for other librdkafka settings).
 bench n="5000000" runs="3" intervals="200ms":
     examples/bench.sh {{n}} {{runs}} "{{intervals}}"
 

@@ -6,15 +6,16 @@
 //! ([`client_config`]) so TLS/SASL clusters work without code changes.
 //!
 //! - [`Source`]: a synchronous consumer-group reader over `BaseConsumer`, polled on the
-//!   caller's thread (no channel per record, no async runtime), with rebalance events, bounded
-//!   mode and explicit synchronous commits.
+//!   caller's thread (no channel per record, no async runtime), taking records from librdkafka
+//!   in batches ([`Fetch`]), with rebalance events, bounded mode and explicit synchronous
+//!   commits; its prefetch memory is bounded by default.
 //! - [`Sink`]: one producer (acks=all, lz4) for alerts and for set-aside records with their
 //!   original bytes and `hr.*` headers: idempotent ([`Sink::new`]) or transactional
 //!   ([`Sink::transactional`], offsets committed inside the transaction); [`AlertFile`] and
 //!   [`StagedAlertFile`] for the JSONL alert files.
 //! - [`read_table`] and [`TableFollower`]: a compacted topic read as the latest value per key.
-//! - Topic admin ([`ensure_topics`] and friends), async, with [`blocking`] forms for callers
-//!   without a runtime; [`probe`]: a broker check that fails in one readable line.
+//! - Topic admin ([`ensure_topics`] and friends, or one [`Admin`] client for several calls),
+//!   async, with [`blocking`] forms for callers without a runtime; [`probe`]: a broker check that fails in one readable line.
 //!
 //! It may depend on rdkafka and tokio (the admin API is async); never on hr-window, polars, or
 //! command-line crates (the shared Kafka flags are hr-cli's `KafkaArgs`).
