@@ -65,6 +65,8 @@ pub struct RebalanceLog {
     /// Set after each push, so the poll loop's per-record check is one atomic load, not a lock.
     pending: AtomicBool,
     on_revoke: std::sync::OnceLock<RevokeHook>,
+    /// Assignments seen, so a batch source forwards the assigned partitions' queues again.
+    assigns: std::sync::atomic::AtomicU64,
     /// The last client-level error librdkafka reported (brokers down, transport), for a caller
     /// that wants to say why it is waiting; cleared by [`Source::take_client_error`].
     last_error: Mutex<Option<String>>,
@@ -130,6 +132,7 @@ impl ConsumerContext for RebalanceLog {
 
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            self.assigns.fetch_add(1, Ordering::Release);
             self.push(RebalanceEvent::Assigned(partitions(tpl)));
         }
     }
@@ -263,6 +266,10 @@ impl Drop for NativeMessage {
 struct FetchQueue {
     queue: std::ptr::NonNull<rd::rd_kafka_queue_t>,
     batch: Mutex<VecDeque<NativeMessage>>,
+    topic: std::ffi::CString,
+    partitions: Vec<i32>,
+    /// When the partitions' queues were last forwarded here, and the assignment count then.
+    forwarded: Mutex<(Instant, u64)>,
 }
 
 // SAFETY: librdkafka's queues are thread-safe; the batch is behind a mutex.
@@ -284,6 +291,7 @@ impl FetchQueue {
         let Ok(n) = usize::try_from(n) else { return };
         // SAFETY: librdkafka wrote `n` <= FETCH_BATCH pointers.
         unsafe { got.set_len(n.min(FETCH_BATCH)) };
+
         lock(&self.batch).extend(
             got.into_iter()
                 .filter_map(std::ptr::NonNull::new)
@@ -293,6 +301,35 @@ impl FetchQueue {
 
     fn pop(&self) -> Option<NativeMessage> {
         lock(&self.batch).pop_front()
+    }
+
+    /// Forwards every partition's queue here. librdkafka drops a partition's forwarding when
+    /// it stops fetching it (a revocation), asynchronously, and then leaves an
+    /// application-forwarded queue unforwarded when it starts again: the records of a
+    /// partition assigned back would wait in its own queue, read by nobody. Records already
+    /// waiting there are moved here, in order.
+    fn forward(&self, rk: *mut rd::rd_kafka_t) {
+        for p in &self.partitions {
+            // SAFETY: valid handles; the partition's queue reference is released at once (the
+            // forwarding holds its own).
+            unsafe {
+                let pq = rd::rd_kafka_queue_get_partition(rk, self.topic.as_ptr(), *p);
+                if !pq.is_null() {
+                    rd::rd_kafka_queue_forward(pq, self.queue.as_ptr());
+                    rd::rd_kafka_queue_destroy(pq);
+                }
+            }
+        }
+    }
+
+    /// Forwards again after an assignment, and every 100 ms in case librdkafka stopped a
+    /// partition's fetch after that (its stop and start are asynchronous).
+    fn keep_forwarded(&self, rk: *mut rd::rd_kafka_t, assigns: u64) {
+        let mut last = lock(&self.forwarded);
+        if last.1 != assigns || last.0.elapsed() >= Duration::from_millis(100) {
+            self.forward(rk);
+            *last = (Instant::now(), assigns);
+        }
     }
 }
 
@@ -424,6 +461,10 @@ impl Source {
             if let Polled::Record(r) = self.poll_consumer(Duration::ZERO)? {
                 return Ok(Polled::Record(r));
             }
+            fetch.keep_forwarded(
+                self.consumer.client().native_ptr(),
+                self.consumer.context().assigns.load(Ordering::Acquire),
+            );
             let left = deadline.saturating_duration_since(Instant::now());
             // Short waits, so a rebalance waits at most this long to be served.
             fetch.take(left.min(Duration::from_millis(10)));
@@ -723,23 +764,14 @@ impl Source {
     }
 }
 
-/// Forwards the queue of every partition of `topic` to a new queue of the source's own. The
-/// forwarding is the application's, so librdkafka keeps it across assignments.
+/// A queue of the source's own with the queue of every partition of `topic` forwarded to it.
 fn forward_partitions(
     consumer: &BaseConsumer<RebalanceLog>,
     topic: &str,
 ) -> Result<FetchQueue, KafkaError> {
     let rk = consumer.client().native_ptr();
-    // SAFETY: a valid client handle; the queue is destroyed by `FetchQueue::drop`.
-    let queue = std::ptr::NonNull::new(unsafe { rd::rd_kafka_queue_new(rk) })
-        .ok_or_else(|| KafkaError::Client(RdError::Subscription("no fetch queue".into())))?;
-    let fetch = FetchQueue {
-        queue,
-        batch: Mutex::new(VecDeque::new()),
-    };
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let name = std::ffi::CString::new(topic)
-        .map_err(|_| KafkaError::Client(RdError::Subscription(topic.to_owned())))?;
+    let mut partitions = Vec::new();
     for t in md.topics() {
         if let Some(err) = t.error() {
             return Err(KafkaError::Topic {
@@ -747,18 +779,21 @@ fn forward_partitions(
                 code: err.into(),
             });
         }
-        for p in t.partitions() {
-            // SAFETY: valid handles; the partition's queue reference is released at once
-            // (the forwarding holds its own).
-            unsafe {
-                let pq = rd::rd_kafka_queue_get_partition(rk, name.as_ptr(), p.id());
-                if !pq.is_null() {
-                    rd::rd_kafka_queue_forward(pq, queue.as_ptr());
-                    rd::rd_kafka_queue_destroy(pq);
-                }
-            }
-        }
+        partitions.extend(t.partitions().iter().map(|p| p.id()));
     }
+    let name = std::ffi::CString::new(topic)
+        .map_err(|_| KafkaError::Client(RdError::Subscription(topic.to_owned())))?;
+    // SAFETY: a valid client handle; the queue is destroyed by `FetchQueue::drop`.
+    let queue = std::ptr::NonNull::new(unsafe { rd::rd_kafka_queue_new(rk) })
+        .ok_or_else(|| KafkaError::Client(RdError::Subscription("no fetch queue".into())))?;
+    let fetch = FetchQueue {
+        queue,
+        batch: Mutex::new(VecDeque::new()),
+        topic: name,
+        partitions,
+        forwarded: Mutex::new((Instant::now(), 0)),
+    };
+    fetch.forward(rk);
     Ok(fetch)
 }
 

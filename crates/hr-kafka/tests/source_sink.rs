@@ -246,3 +246,70 @@ fn lag_counts_the_records_behind_each_partitions_end() {
         let _ = src.poll(Duration::from_millis(100)).unwrap();
     }
 }
+
+/// A member that gets partitions back after a rebalance reads them again: librdkafka drops a
+/// partition queue's forwarding when it stops fetching it, and the batch reader forwards it
+/// again (before, partitions assigned back were never read).
+#[test]
+fn partitions_assigned_back_after_a_rebalance_are_read_again() {
+    let topic = unique_topic("source");
+    create_topic(&bootstrap(), &topic, 4);
+    let first: Vec<_> = (0..4).map(|p| (p, None, Some("first"))).collect();
+    produce(&topic, &first);
+    let group = unique_topic("group");
+    let a = source(&topic, &group, false);
+    let mut read: Vec<(char, i32, String)> = Vec::new();
+    let mut poll = |name: char, src: &Source, read: &mut Vec<(char, i32, String)>| {
+        src.take_rebalances();
+        if let Polled::Record(r) = src.poll(Duration::from_millis(20)).unwrap() {
+            let payload = String::from_utf8(r.payload().to_vec()).unwrap();
+            read.push((name, r.partition(), payload));
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read.len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "a read {read:?}");
+        poll('a', &a, &mut read);
+    }
+    // A second member: an eager rebalance takes every partition from `a` and gives some back.
+    let b = source(&topic, &group, false);
+    while a.assigned().is_empty()
+        || b.assigned().is_empty()
+        || a.assigned().len() + b.assigned().len() != 4
+    {
+        assert!(std::time::Instant::now() < deadline, "never rebalanced");
+        poll('a', &a, &mut read);
+        poll('b', &b, &mut read);
+    }
+    let second: Vec<_> = (0..4).map(|p| (p, None, Some("second"))).collect();
+    produce(&topic, &second);
+    let seconds = |read: &[(char, i32, String)]| {
+        read.iter()
+            .filter(|(_, _, v)| v == "second")
+            .map(|(who, p, _)| (*p, *who))
+            .collect::<BTreeMap<i32, char>>()
+    };
+    while seconds(&read).len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions not read after the rebalance: a has {:?}, b has {:?}, read {:?}",
+            a.assigned(),
+            b.assigned(),
+            seconds(&read)
+        );
+        poll('a', &a, &mut read);
+        poll('b', &b, &mut read);
+    }
+    let owners = seconds(&read);
+    for p in a.assigned() {
+        assert_eq!(owners[&p], 'a', "{owners:?}");
+    }
+    for p in b.assigned() {
+        assert_eq!(owners[&p], 'b', "{owners:?}");
+    }
+    assert_eq!(
+        read.iter().filter(|(_, _, v)| v == "second").count(),
+        4,
+        "each new record once: {read:?}"
+    );
+}
