@@ -259,7 +259,7 @@ fn partitions_assigned_back_after_a_rebalance_are_read_again() {
     let group = unique_topic("group");
     let a = source(&topic, &group, false);
     let mut read: Vec<(char, i32, String)> = Vec::new();
-    let mut poll = |name: char, src: &Source, read: &mut Vec<(char, i32, String)>| {
+    let poll = |name: char, src: &Source, read: &mut Vec<(char, i32, String)>| {
         src.take_rebalances();
         if let Polled::Record(r) = src.poll(Duration::from_millis(20)).unwrap() {
             let payload = String::from_utf8(r.payload().to_vec()).unwrap();
