@@ -278,25 +278,52 @@ unsafe impl Send for FetchQueue {}
 unsafe impl Sync for FetchQueue {}
 
 impl FetchQueue {
-    /// Waits up to `wait` for records and moves what arrived (at most [`FETCH_BATCH`]) into
-    /// the batch.
+    /// Moves the records waiting (at most [`FETCH_BATCH`]) into the batch; when none are
+    /// waiting, waits up to `wait` for the first one. The batch call itself never waits:
+    /// librdkafka's waits until the batch is full or the timeout passes, which held every
+    /// record of a real-time stream back by up to the whole timeout.
     fn take(&self, wait: Duration) {
         let mut got: Vec<*mut rd::rd_kafka_message_t> = Vec::with_capacity(FETCH_BATCH);
-        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: the queue is valid while `self` lives; `got` has room for FETCH_BATCH
-        // pointers, which librdkafka fills up to the count it returns.
-        let n = unsafe {
-            rd::rd_kafka_consume_batch_queue(self.queue.as_ptr(), ms, got.as_mut_ptr(), FETCH_BATCH)
-        };
-        let Ok(n) = usize::try_from(n) else { return };
-        // SAFETY: librdkafka wrote `n` <= FETCH_BATCH pointers.
-        unsafe { got.set_len(n.min(FETCH_BATCH)) };
-
+        if self.take_ready(&mut got) == 0 && !wait.is_zero() {
+            let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1);
+            // SAFETY: the queue is valid while `self` lives; the message returned (if any) is
+            // owned here and destroyed by `NativeMessage`.
+            let first = unsafe { rd::rd_kafka_consume_queue(self.queue.as_ptr(), ms) };
+            if !first.is_null() {
+                got.push(first);
+                self.take_ready(&mut got);
+            }
+        }
         lock(&self.batch).extend(
             got.into_iter()
                 .filter_map(std::ptr::NonNull::new)
                 .map(NativeMessage),
         );
+    }
+
+    /// Appends the records waiting now to `got`, up to its room for [`FETCH_BATCH`]; returns
+    /// how many.
+    fn take_ready(&self, got: &mut Vec<*mut rd::rd_kafka_message_t>) -> usize {
+        let room = FETCH_BATCH.saturating_sub(got.len());
+        if room == 0 {
+            return 0;
+        }
+        got.reserve(room);
+        // SAFETY: the queue is valid while `self` lives; the spare capacity has room for
+        // `room` pointers, which librdkafka fills up to the count it returns.
+        let n = unsafe {
+            rd::rd_kafka_consume_batch_queue(
+                self.queue.as_ptr(),
+                0,
+                got.as_mut_ptr().add(got.len()),
+                room,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else { return 0 };
+        let n = n.min(room);
+        // SAFETY: librdkafka wrote `n` <= room pointers after the existing ones.
+        unsafe { got.set_len(got.len() + n) };
+        n
     }
 
     fn pop(&self) -> Option<NativeMessage> {
