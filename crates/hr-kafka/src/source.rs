@@ -441,13 +441,20 @@ impl Source {
         }
         let consumer: BaseConsumer<RebalanceLog> =
             cc.create_with_context(RebalanceLog::default())?;
+        let timeout = Duration::from_secs(30);
+        let needs_partitions = cfg.bounded || fetch == Fetch::Batch;
+        let partitions = if needs_partitions {
+            partition_ids(&consumer, &cfg.topic, timeout)?
+        } else {
+            Vec::new()
+        };
         let ends = if cfg.bounded {
-            Some(end_offsets(&consumer, &cfg.topic)?)
+            Some(end_offsets(&consumer, &cfg.topic, &partitions, timeout)?)
         } else {
             None
         };
         let fetch = match fetch {
-            Fetch::Batch => Some(forward_partitions(&consumer, &cfg.topic)?),
+            Fetch::Batch => Some(forward_partitions(&consumer, &cfg.topic, partitions)?),
             Fetch::PerRecord => None,
         };
         consumer.subscribe(&[&cfg.topic])?;
@@ -677,19 +684,7 @@ impl Source {
     /// [`KafkaError::Client`] when no broker answers within `timeout`; [`KafkaError::Topic`]
     /// when the topic does not exist.
     pub fn topic_partitions(&self, timeout: Duration) -> Result<Vec<i32>, KafkaError> {
-        let md = self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
-        let mut ids = Vec::new();
-        for t in md.topics() {
-            if let Some(err) = t.error() {
-                return Err(KafkaError::Topic {
-                    topic: self.topic.clone(),
-                    code: err.into(),
-                });
-            }
-            ids.extend(t.partitions().iter().map(|p| p.id()));
-        }
-        ids.sort_unstable();
-        Ok(ids)
+        partition_ids(&self.consumer, &self.topic, timeout)
     }
 
     /// The partitions currently owned.
@@ -791,14 +786,14 @@ impl Source {
     }
 }
 
-/// A queue of the source's own with the queue of every partition of `topic` forwarded to it.
-fn forward_partitions(
+/// The partition ids of `topic`, sorted, from the cluster's metadata.
+fn partition_ids(
     consumer: &BaseConsumer<RebalanceLog>,
     topic: &str,
-) -> Result<FetchQueue, KafkaError> {
-    let rk = consumer.client().native_ptr();
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let mut partitions = Vec::new();
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError> {
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut ids = Vec::new();
     for t in md.topics() {
         if let Some(err) = t.error() {
             return Err(KafkaError::Topic {
@@ -806,8 +801,20 @@ fn forward_partitions(
                 code: err.into(),
             });
         }
-        partitions.extend(t.partitions().iter().map(|p| p.id()));
+        ids.extend(t.partitions().iter().map(|p| p.id()));
     }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// A queue of the source's own with the queue of each of `partitions` of `topic` forwarded to
+/// it.
+fn forward_partitions(
+    consumer: &BaseConsumer<RebalanceLog>,
+    topic: &str,
+    partitions: Vec<i32>,
+) -> Result<FetchQueue, KafkaError> {
+    let rk = consumer.client().native_ptr();
     let name = std::ffi::CString::new(topic)
         .map_err(|_| KafkaError::Client(RdError::Subscription(topic.to_owned())))?;
     // SAFETY: a valid client handle; the queue is destroyed by `FetchQueue::drop`.
@@ -824,24 +831,17 @@ fn forward_partitions(
     Ok(fetch)
 }
 
+/// The end offset (high watermark) of each of `partitions`.
 fn end_offsets(
     consumer: &BaseConsumer<RebalanceLog>,
     topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let timeout = Duration::from_secs(30);
-    let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut ends = BTreeMap::new();
-    for t in md.topics() {
-        if let Some(err) = t.error() {
-            return Err(KafkaError::Topic {
-                topic: topic.to_owned(),
-                code: err.into(),
-            });
-        }
-        for p in t.partitions() {
-            let (_, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
-            ends.insert(p.id(), high);
-        }
+    for p in partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
+        ends.insert(*p, high);
     }
     Ok(ends)
 }
