@@ -7,7 +7,11 @@
 //! the queue's lock and checks the poll interval once per record, which was the raw reader's
 //! ceiling. Rebalances, group errors and statistics stay on the consumer's own queue, served
 //! between batches (only when the batch is used up, so a revocation never finds records of the
-//! revoked partitions still waiting here). [`Fetch::PerRecord`] is the plain per-record poll,
+//! revoked partitions still waiting here). librdkafka drops a partition's forwarding when it
+//! stops fetching it, so the source forwards again after each assignment (and every 100 ms).
+//! When records are waiting they are all taken at once; otherwise only the first is waited for,
+//! so a real-time stream is never held back to fill a batch. [`Fetch::PerRecord`] is the plain
+//! per-record poll,
 //! kept as the baseline the benchmarks compare against.
 //!
 //! Offsets are never committed behind the caller's back: auto-commit and auto offset store are

@@ -275,8 +275,6 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
 /// after a network cut, and a stopped job must exit within seconds.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Drops `clients` on a thread of their own and waits up to `limit`; past that the process
-/// goes on without them (the group then moves their partitions after the session timeout).
 /// The input source, after the changelog and output topics are checked, and the largest
 /// output record the topics take.
 fn open_input(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<(Source, usize)> {
@@ -323,6 +321,8 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
+/// Drops `clients` on a thread of their own and waits up to `limit`; past that the process
+/// goes on without them (the group then moves their partitions after the session timeout).
 fn close_within<T: Send + 'static>(clients: T, limit: Duration) {
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -483,10 +483,7 @@ impl Job<'_> {
                     if batch.records > 0 {
                         if first_record.is_none() {
                             // Start-up, as a figure: `just bench` reads it.
-                            tracing::info!(
-                                since_start_ms = hr_cli::since_start().as_millis() as u64,
-                                "First record read."
-                            );
+                            tracing::info!(since_start_ms = since_start_ms(), "First record read.");
                         }
                         first_record.get_or_insert_with(Instant::now);
                         self.broker_up();
