@@ -320,9 +320,7 @@ impl Sink {
             for (p, o) in offsets {
                 tpl.add_partition_offset(source.topic(), *p, Offset::Offset(*o))?;
             }
-            let meta = source.group_metadata().ok_or_else(|| {
-                KafkaError::State("the consumer has no group metadata yet".into())
-            })?;
+            let meta = source.group_metadata()?;
             let (tpl, meta) = (Arc::new(tpl), Arc::new(meta));
             let mut stuck = false;
             let sent = resume(

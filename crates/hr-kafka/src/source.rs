@@ -60,7 +60,12 @@ pub enum RebalanceEvent {
 /// Called inside librdkafka's rebalance callback with the partitions about to be revoked, before
 /// the revocation completes: the place to commit work for them (Kafka Streams commits in
 /// `onPartitionsRevoked`). It runs on the polling thread and blocks that poll.
-pub type RevokeHook = Box<dyn Fn(&[i32]) + Send + Sync>;
+///
+/// The flag says the partitions were *lost*, not handed over: the group dropped this member
+/// (a pause past the session timeout, a cut) and may already have given them to another. Work
+/// for lost partitions must not be committed (Kafka Streams' `onPartitionsLost` closes its
+/// tasks dirty): their next owner redoes it.
+pub type RevokeHook = Box<dyn Fn(&[i32], bool) + Send + Sync>;
 
 /// Collects rebalance notifications from librdkafka's callback for the poll loop to act on.
 #[derive(Default)]
@@ -124,11 +129,11 @@ impl ClientContext for RebalanceLog {
 }
 
 impl ConsumerContext for RebalanceLog {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let ps = partitions(tpl);
             if let Some(hook) = self.on_revoke.get() {
-                hook(&ps);
+                hook(&ps, c.assignment_lost());
             }
             self.push(RebalanceEvent::Revoked(ps));
         }
@@ -145,6 +150,18 @@ impl ConsumerContext for RebalanceLog {
 /// The sets behind a `Source` hold plain data, so a panic elsewhere cannot leave them half-written.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The generation and member id in librdkafka's serialized group metadata
+/// (`"CGMDv2:" <generation: i32, native order> <group id> NUL <member id> NUL ...`), when they
+/// name a member: a generation of at least 0 and a member id.
+fn membership(written: &[u8]) -> Option<(i32, String)> {
+    let rest = written.strip_prefix(b"CGMDv2:")?;
+    let generation = i32::from_ne_bytes(rest.get(..4)?.try_into().ok()?);
+    let mut fields = rest.get(4..)?.split(|b| *b == 0);
+    let _group = fields.next()?;
+    let member = String::from_utf8(fields.next()?.to_vec()).ok()?;
+    (generation >= 0 && !member.is_empty()).then_some((generation, member))
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
@@ -604,9 +621,54 @@ impl Source {
     }
 
     /// The consumer's group metadata (member id and generation), for a transactional producer
-    /// to commit offsets as this member; `None` before the consumer joined its group.
-    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
-        self.consumer.group_metadata()
+    /// to commit offsets as this member (KIP-447: the coordinator refuses them from a member
+    /// of an older generation).
+    ///
+    /// # Errors
+    /// [`KafkaError::State`] when this consumer is not a member of its group at this moment:
+    /// not joined yet, or dropped by the group (its member id and generation reset) and not yet
+    /// told by its rebalance callback. The coordinator accepts transactional offsets sent
+    /// without a member id or generation (as from a producer that uses no group), so committing
+    /// then would publish work for partitions the group may already have given to another
+    /// member: the caller must abort instead.
+    pub fn group_metadata(&self) -> Result<rdkafka::consumer::ConsumerGroupMetadata, KafkaError> {
+        // Read before and after the snapshot handed out: the same membership on both sides
+        // means the snapshot has it too (a generation never comes back once left).
+        let before = self.membership();
+        let meta = self.consumer.group_metadata();
+        let after = self.membership();
+        match (meta, before, after) {
+            (Some(meta), Some(a), Some(b)) if a == b => Ok(meta),
+            _ => Err(KafkaError::State(
+                "this consumer is not a member of its group (not joined yet, or dropped by it and \
+                 rejoining): its offsets are not committed"
+                    .into(),
+            )),
+        }
+    }
+
+    /// This consumer's generation (member epoch with the consumer protocol) and member id,
+    /// when it is a member of its group now.
+    fn membership(&self) -> Option<(i32, String)> {
+        // SAFETY: the client pointer lives as long as `self.consumer`; the metadata and the
+        // buffer written from it are ours and freed here.
+        unsafe {
+            let md = rd::rd_kafka_consumer_group_metadata(self.consumer.client().native_ptr());
+            if md.is_null() {
+                return None;
+            }
+            let mut buf: *mut std::ffi::c_void = std::ptr::null_mut();
+            let mut size = 0usize;
+            let err = rd::rd_kafka_consumer_group_metadata_write(md, &mut buf, &mut size);
+            rd::rd_kafka_consumer_group_metadata_destroy(md);
+            if !err.is_null() {
+                rd::rd_kafka_error_destroy(err);
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(buf as *const u8, size).to_vec();
+            rd::rd_kafka_mem_free(std::ptr::null_mut(), buf);
+            membership(&bytes)
+        }
     }
 
     /// Moves the read position of an owned `partition` to `offset`: the next record polled from
@@ -856,3 +918,60 @@ const _: fn() = || {
     fn shareable<T: Send + Sync>() {}
     shareable::<Source>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// librdkafka's own serialization of a group metadata with `generation` and `member`.
+    fn written(generation: i32, member: &str) -> Vec<u8> {
+        let group = std::ffi::CString::new("hr-pipeline").unwrap();
+        let member = std::ffi::CString::new(member).unwrap();
+        // SAFETY: the strings outlive the calls; the metadata and buffer are freed here.
+        unsafe {
+            let md = rd::rd_kafka_consumer_group_metadata_new_with_genid(
+                group.as_ptr(),
+                generation,
+                member.as_ptr(),
+                std::ptr::null(),
+            );
+            let mut buf: *mut std::ffi::c_void = std::ptr::null_mut();
+            let mut size = 0usize;
+            let err = rd::rd_kafka_consumer_group_metadata_write(md, &mut buf, &mut size);
+            assert!(err.is_null());
+            rd::rd_kafka_consumer_group_metadata_destroy(md);
+            let bytes = std::slice::from_raw_parts(buf as *const u8, size).to_vec();
+            rd::rd_kafka_mem_free(std::ptr::null_mut(), buf);
+            bytes
+        }
+    }
+
+    #[test]
+    fn a_member_of_a_generation_is_a_member() {
+        assert_eq!(
+            membership(&written(7, "rdkafka-5e1f")),
+            Some((7, "rdkafka-5e1f".to_owned()))
+        );
+        assert_eq!(
+            membership(&written(0, "m")),
+            Some((0, "m".to_owned())),
+            "generation 0 is the first generation"
+        );
+    }
+
+    #[test]
+    fn a_consumer_dropped_by_its_group_is_not_a_member() {
+        // librdkafka resets both when the coordinator says the member is unknown: the
+        // coordinator would accept transactional offsets sent with them, unfenced.
+        assert_eq!(membership(&written(-1, "")), None);
+        assert_eq!(membership(&written(-1, "rdkafka-5e1f")), None);
+        assert_eq!(membership(&written(3, "")), None);
+    }
+
+    #[test]
+    fn anything_else_is_not_read_as_a_membership() {
+        assert_eq!(membership(b""), None);
+        assert_eq!(membership(b"CGMDv1:\x07\x00\x00\x00g\x00m\x00\x01"), None);
+        assert_eq!(membership(b"CGMDv2:\x07\x00"), None);
+    }
+}

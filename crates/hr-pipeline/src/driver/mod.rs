@@ -233,7 +233,7 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     let barrier = Arc::new(RevokeBarrier::default());
     {
         let barrier = Arc::clone(&barrier);
-        source.set_revoke_hook(Box::new(move |ps| barrier.wait_for_job(ps)));
+        source.set_revoke_hook(Box::new(move |ps, lost| barrier.wait_for_job(ps, lost)));
     }
     let mut job = Job {
         cfg,
@@ -278,11 +278,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The input source, after the changelog and output topics are checked, and the largest
 /// output record the topics take.
 fn open_input(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<(Source, usize)> {
-    // Eager assignment (librdkafka's default) stays: with cooperative-sticky, a 3-node cluster
-    // run whose controller was killed amid rebalances gave a partition to a new owner while
-    // its old one still committed, and 1,073 alerts came out twice (REPORT.md, known
-    // limitations). `-X partition.assignment.strategy=cooperative-sticky` tries it.
-    let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
+    // Incremental rebalancing: a member joining or leaving moves only the partitions it must,
+    // and the others are read on (eager assignment, librdkafka's default, revokes every
+    // partition of every member and restores them all). `-X partition.assignment.strategy=
+    // range,roundrobin` goes back to eager.
+    let mut src_props = vec![
+        ("isolation.level".to_owned(), "read_committed".to_owned()),
+        (
+            "partition.assignment.strategy".to_owned(),
+            "cooperative-sticky".to_owned(),
+        ),
+    ];
     src_props.extend(cfg.overrides.iter().cloned());
     let source = Source::new(&SourceConfig {
         bootstrap: cfg.bootstrap.clone(),
@@ -466,8 +472,8 @@ impl Job<'_> {
                     h.beat();
                 }
                 self.settle(false, seeks)?;
-                if let Some(ps) = barrier.pending() {
-                    self.on_revoke(&ps, seeks)?;
+                if let Some((ps, lost)) = barrier.pending() {
+                    self.on_revoke(&ps, lost, seeks)?;
                     barrier.release();
                 }
                 let batch = match from_reader.recv_timeout(Duration::from_millis(50)) {
@@ -712,22 +718,38 @@ impl Job<'_> {
         self.send_outputs(None)
     }
 
-    /// Commits what was processed before `ps` are revoked, then drops them.
-    fn on_revoke(&mut self, ps: &[i32], seeks: &Mutex<Vec<(i32, i64)>>) -> anyhow::Result<()> {
+    /// Commits what was processed before `ps` are revoked, then drops them. Partitions `lost`
+    /// (the group dropped this member and may have given them to another already) are dropped
+    /// without a commit: the open transaction is aborted and the partitions still owned go back
+    /// to their last commit, so nothing of the lost ones is published twice.
+    fn on_revoke(
+        &mut self,
+        ps: &[i32],
+        lost: bool,
+        seeks: &Mutex<Vec<(i32, i64)>>,
+    ) -> anyhow::Result<()> {
         self.settle(true, seeks)?;
         let owned: Vec<i32> = ps
             .iter()
             .copied()
             .filter(|p| self.processor.owns(*p))
             .collect();
-        if !owned.is_empty() && self.dirty {
+        if lost && !owned.is_empty() {
+            tracing::warn!(partitions = ?owned, "Partitions lost: the group dropped this instance; their work since the last commit is dropped, and their next owner redoes it.");
+        } else if !owned.is_empty() && self.dirty {
             self.commit(false, seeks)?;
         }
-        for p in owned {
+        for &p in &owned {
             self.processor.revoke(p);
+            self.awaiting_seek.remove(&p);
+            self.last_heard.remove(&p);
             if let Some(m) = &self.cfg.metrics {
                 m.remove_partition(p);
             }
+        }
+        if lost && !owned.is_empty() {
+            self.unacked.clear();
+            self.recover(seeks, None)?;
         }
         Ok(())
     }

@@ -4,11 +4,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Partitions being revoked, and whether they were lost (the group dropped this member) rather
+/// than handed over.
+pub(super) type Revocation = (Vec<i32>, bool);
+
 /// Makes librdkafka's revoke callback (on the reader thread) wait until the job thread has
-/// committed the partitions' work and dropped them.
+/// committed the partitions' work (or, lost, dropped it) and dropped them.
 #[derive(Default)]
 pub(super) struct RevokeBarrier {
-    pub(super) pending: Mutex<Option<Vec<i32>>>,
+    pub(super) pending: Mutex<Option<Revocation>>,
     pub(super) done: Condvar,
     pub(super) closed: AtomicBool,
 }
@@ -18,12 +22,12 @@ impl RevokeBarrier {
     /// hold the group's rebalance forever.
     const WAIT: Duration = Duration::from_secs(30);
 
-    pub(super) fn wait_for_job(&self, ps: &[i32]) {
+    pub(super) fn wait_for_job(&self, ps: &[i32], lost: bool) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         let mut pending = lock(&self.pending);
-        *pending = Some(ps.to_vec());
+        *pending = Some((ps.to_vec(), lost));
         let deadline = Instant::now() + Self::WAIT;
         while pending.is_some() && !self.closed.load(Ordering::Acquire) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -42,7 +46,7 @@ impl RevokeBarrier {
         *pending = None;
     }
 
-    pub(super) fn pending(&self) -> Option<Vec<i32>> {
+    pub(super) fn pending(&self) -> Option<Revocation> {
         lock(&self.pending).clone()
     }
 
