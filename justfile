@@ -81,7 +81,7 @@ chaos:
 chaos-cluster *scenarios:
     examples/chaos-cluster.sh {{scenarios}}
 
-# Rebalance stalls on a broker of its own: 12 partitions, 10 k patients in real time, 1 -> 2 -> 4 -> 3 instances, eager vs cooperative-sticky; per step the alert stall of partitions that kept their owner and the first alert and restore time of those that moved (RUNS=N repeats, in turn).
+# Rebalance stalls on a broker of its own: 12 partitions, 10 k patients in real time, 1 -> 2 -> 4 -> 3 instances, eager vs cooperative-sticky (the default) vs the KIP-848 consumer protocol (REBALANCE_MODES picks); per step the alert stall of partitions that kept their owner and the first alert and restore time of those that moved (RUNS=N repeats, in turn).
 rebalance:
     examples/rebalance.sh
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Rebalance stalls (`just rebalance`): how long alerts stop when hr-pipeline instances join and
-# leave a consumer group, with eager and with incremental (cooperative-sticky) rebalancing, on a
-# broker of the script's own (never the shared one).
+# leave a consumer group, with eager and with incremental rebalancing (cooperative-sticky, and
+# KIP-848's consumer protocol), on a broker of the script's own (never the shared one).
 #
 # Per mode, on fresh topics and a fresh group: hr-sim produces REBALANCE_RATE readings/s (3000)
 # over REBALANCE_PATIENTS patients (10000) in real time into a 12-partition input topic; the
 # instances run exactly-once with 1 s tumbling windows (`--size 1s --delay 0s`, key watermarks:
 # each reading closes its patient's previous window, so every partition has alerts all the time), a 200 ms
-# commit interval, `--partition-silence-after off`, `--http off`, `-X session.timeout.ms=6000
-# -X heartbeat.interval.ms=1000`. `latency watch` reads the alerts topic read_committed and notes
+# commit interval, `--partition-silence-after off`, `--http off`, and but for the consumer protocol
+# `-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000`. `latency watch` reads the alerts topic read_committed and notes
 # when each alert became visible and which input partition it came from. The sequence, each step
 # followed by REBALANCE_SETTLE seconds (20):
 #   start instance 1;  1 -> 2: start instance 2;  2 -> 4: start instances 3 and 4;
@@ -23,8 +23,10 @@
 # target for incremental rebalancing: a stall of at most one commit interval + 1 s (1.2 s).
 #
 # Modes, each named explicitly whatever the job's default: `eager` (`-X
-# partition.assignment.strategy=range,roundrobin`, librdkafka's default) and `cooperative` (`-X
-# partition.assignment.strategy=cooperative-sticky`), in turn, RUNS times (default 1).
+# partition.assignment.strategy=range,roundrobin`, librdkafka's default), `cooperative` (`-X
+# partition.assignment.strategy=cooperative-sticky`, the job's default) and `consumer` (KIP-848's
+# consumer protocol, `-X group.protocol=consumer`: the broker assigns, with its own session timeout
+# and heartbeat interval), in turn, RUNS times (default 1).
 # The instances' WARN and ERROR lines are counted and the first of them shown.
 #
 # The default rate is what one instance alone sustains on a 2-core machine shared with other work,
@@ -32,7 +34,7 @@
 # instances kept up; at 10000/s one instance alone fell 100 k readings behind there).
 #
 #   examples/rebalance.sh       RUNS (1), REBALANCE_RATE (3000), REBALANCE_PATIENTS (10000),
-#   REBALANCE_SETTLE seconds (20), REBALANCE_MODES ("eager cooperative"),
+#   REBALANCE_SETTLE seconds (20), REBALANCE_MODES ("eager cooperative consumer"),
 #   REBALANCE_KAFKA_PORT (19492: the broker's client port; the next one is its controller port),
 #   HR_BIN_DIR=DIR uses binaries built earlier (hr-sim, hr-pipeline, examples/latency);
 #   REBALANCE_KEEP=1 keeps the work directory (logs, alert timelines, per-partition tables);
@@ -47,7 +49,7 @@ runs=${RUNS:-1}
 rate=${REBALANCE_RATE:-3000}
 patients=${REBALANCE_PATIENTS:-10000}
 settle=${REBALANCE_SETTLE:-20}
-read -r -a modes <<<"${REBALANCE_MODES:-eager cooperative}"
+read -r -a modes <<<"${REBALANCE_MODES:-eager cooperative consumer}"
 port=${REBALANCE_KAFKA_PORT:-19492}
 partitions=12
 commit=200ms
@@ -55,7 +57,7 @@ commit=200ms
 say() { printf '\033[1m%s:\033[0m %s\n' "${0##*/}" "$*" >&2; }
 die() { say "$*"; exit 1; }
 for m in "${modes[@]}"; do
-  case $m in eager | cooperative) ;; *) die "REBALANCE_MODES: eager and/or cooperative, not '$m'." ;; esac
+  case $m in eager | cooperative | consumer) ;; *) die "REBALANCE_MODES: eager, cooperative and/or consumer, not '$m'." ;; esac
 done
 ((settle >= 17)) || die "REBALANCE_SETTLE must be at least 17 s (the stall is measured up to 15 s after a step)."
 [[ $port != 9092 ]] || die "REBALANCE_KAFKA_PORT must not be the shared broker's port 9092."
@@ -133,12 +135,15 @@ measure() { # measure MODE RUN
   local job=(run --group "$group" --input-topic "${t}_in" --alerts-topic "${t}_alerts" --dlq-topic "${t}_dlq"
     --late-topic "${t}_late" --episodes-topic "${t}_episodes" --profiles-topic none --alerts-dir none
     --size 1s --delay 0s --guarantee exactly-once --commit-interval "$commit"
-    --partition-silence-after off --http off
-    -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
+    --partition-silence-after off --http off)
   case $mode in
     eager) job+=(-X "partition.assignment.strategy=range,roundrobin") ;;
     cooperative) job+=(-X "partition.assignment.strategy=cooperative-sticky") ;;
+    # KIP-848: the broker assigns, and its session and heartbeat settings apply (the client
+    # refuses its own).
+    consumer) job+=(-X group.protocol=consumer) ;;
   esac
+  [[ $mode == consumer ]] || job+=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
   start() { # start SLOT
     RUST_LOG=${REBALANCE_RUST_LOG:-warn,hr_pipeline=info,hr_kafka=info} "$bin/hr-pipeline" "${job[@]}" >>"$dir/instance-$1.log" 2>&1 &
     pid[$1]=$!
@@ -359,7 +364,8 @@ def med(v):
     return f"{statistics.median(v):.0f}" if v else "-"
 
 title = {"eager": "eager (-X partition.assignment.strategy=range,roundrobin)",
-         "cooperative": "cooperative (-X partition.assignment.strategy=cooperative-sticky)"}[mode]
+         "cooperative": "cooperative (-X partition.assignment.strategy=cooperative-sticky, the default)",
+         "consumer": "consumer protocol (KIP-848, -X group.protocol=consumer)"}[mode]
 out.append(f"mode {title}, run {run} (machine load average at its end: {load})")
 out.append(f"{'':6} {'lag':>7} {'':>5} {'':>6} | {'stayed: steady gap':>18} {'stall':>13} {'>' + str(target) + 'ms':>8} {'restore':>8}"
            f" | {'moved: first alert':>18} {'restore':>13} | {'aborted':>7}")
@@ -403,7 +409,7 @@ done
 
 echo
 echo "rebalance stalls: $partitions partitions, $patients patients, $rate readings/s in real time, 1 s windows,"
-echo "exactly-once, commit interval $commit, session timeout 6 s; steps 1 -> 2 -> 4 -> 3 instances, $settle s apart"
+echo "exactly-once, commit interval $commit, session timeout 6 s (consumer protocol: the broker's 45 s); steps 1 -> 2 -> 4 -> 3 instances, $settle s apart"
 echo "stall: longest gap between visible alerts of a partition that kept its owner, from 1 s before to 15 s after"
 echo "the step (target for cooperative: at most $(( ${commit%ms} + 1000 )) ms); steady gap: the same over the 10 s before;"
 echo "first alert: step to the first alert of a moved partition after its new owner's assignment began;"

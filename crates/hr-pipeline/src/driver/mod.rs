@@ -19,8 +19,12 @@
 //!
 //! # Rebalances
 //!
-//! Before partitions are revoked, inside librdkafka's rebalance callback, the job commits what
-//! it has processed (as Kafka Streams does in `onPartitionsRevoked`) and drops them. On
+//! Assignment is incremental (cooperative-sticky): only the partitions that change owner are
+//! revoked and assigned. Before partitions are revoked, inside librdkafka's rebalance callback,
+//! the job commits what it has processed (as Kafka Streams does in `onPartitionsRevoked`) and
+//! drops them. Partitions *lost* (the group dropped this member) are dropped without a commit,
+//! and the rest goes back to the last commit; no commit is sent while the consumer is outside
+//! its group, whose offsets the coordinator would accept unfenced. On
 //! assignment it first asks the group for the committed offsets, which with `read_committed`
 //! waits until no transaction holding offsets for them is open, then reads their changelog
 //! partitions: state and offsets come from the same committed transaction.
@@ -281,14 +285,19 @@ fn open_input(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<(Source, usize)>
     // Incremental rebalancing: a member joining or leaving moves only the partitions it must,
     // and the others are read on (eager assignment, librdkafka's default, revokes every
     // partition of every member and restores them all). `-X partition.assignment.strategy=
-    // range,roundrobin` goes back to eager.
-    let mut src_props = vec![
-        ("isolation.level".to_owned(), "read_committed".to_owned()),
-        (
+    // range,roundrobin` goes back to eager; `-X group.protocol=consumer` (KIP-848, incremental
+    // too, assigned by the broker) takes no assignment strategy.
+    let mut src_props = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
+    let broker_assigns = cfg
+        .overrides
+        .iter()
+        .any(|(k, v)| k == "group.protocol" && v == "consumer");
+    if !broker_assigns {
+        src_props.push((
             "partition.assignment.strategy".to_owned(),
             "cooperative-sticky".to_owned(),
-        ),
-    ];
+        ));
+    }
     src_props.extend(cfg.overrides.iter().cloned());
     let source = Source::new(&SourceConfig {
         bootstrap: cfg.bootstrap.clone(),
@@ -737,6 +746,7 @@ impl Job<'_> {
         if lost && !owned.is_empty() {
             tracing::warn!(partitions = ?owned, "Partitions lost: the group dropped this instance; their work since the last commit is dropped, and their next owner redoes it.");
         } else if !owned.is_empty() && self.dirty {
+            tracing::debug!(partitions = ?owned, "Committing before the revocation.");
             self.commit(false, seeks)?;
         }
         for &p in &owned {
