@@ -14,8 +14,7 @@
 #   start instance 1;  1 -> 2: start instance 2;  2 -> 4: start instances 3 and 4;
 #   4 -> 3: SIGTERM to instance 4.
 # Which partitions moved at a step is read from the instances' `Assigned.` / `Revoked.` log lines
-# (the log shows a repeated line at most once a second per process: where that leaves a partition
-# with no owner or two, the table says so).
+# (where they leave a partition with no owner or two, the table says so).
 # Per step it prints, for the partitions that stayed with their owner, the longest gap between two
 # visible alerts from 1 s before to 15 s after the step (the stall), next to their longest gap in
 # the 10 s before it (steady state); for those that moved, the time from the step to the first

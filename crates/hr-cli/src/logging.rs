@@ -5,10 +5,13 @@ use std::fmt;
 
 use crate::color_on;
 
-/// A `tracing` filter that lets one event per cause through each second, so a client retrying a
-/// broker that is down (librdkafka logs each reconnect) cannot flood the log; the cause is the
-/// event's target and level plus its message with digits and any parenthesised detail left out
-/// (`Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT)`).
+/// A `tracing` filter that lets one librdkafka line per cause through each second, so a client
+/// retrying a broker that is down (librdkafka logs each reconnect) cannot flood the log; the
+/// cause is the event's level plus its message with digits and any parenthesised detail left
+/// out (`Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state
+/// CONNECT)`). The project's own lines all pass: they say what changed once per change, and two
+/// of them with the same message carry different fields (an assignment of no partition and one
+/// of six, a moment apart, are both shown).
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -41,6 +44,9 @@ impl OncePerSecond {
     }
 }
 
+/// The target of librdkafka's own log lines (hr-kafka forwards them under it).
+const LIMITED_TARGET: &str = "librdkafka";
+
 /// The cause of a message: digits and `( ... )` details dropped.
 fn cause_of(message: &str) -> String {
     let head = message.split(" (").next().unwrap_or(message);
@@ -69,9 +75,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for OncePerSec
                 }
             }
         }
+        let meta = event.metadata();
+        if meta.target() != LIMITED_TARGET {
+            return true;
+        }
         let mut m = Message(String::new());
         event.record(&mut m);
-        let meta = event.metadata();
         self.admit(format!(
             "{} {} {}",
             meta.level(),
@@ -133,5 +142,43 @@ mod tests {
         assert!(f.admit("another cause".into()));
         *f.last.lock().unwrap().get_mut(&refused(0)).unwrap() -= Duration::from_millis(1100);
         assert!(f.admit(refused(7)), "a second later it is shown again");
+    }
+
+    /// Events through the filter as the binaries set it up, into a buffer.
+    fn shown(emit: impl FnOnce()) -> String {
+        use tracing_subscriber::prelude::*;
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_filter(OncePerSecond::default());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn only_librdkafka_lines_are_limited() {
+        let out = shown(|| {
+            for ms in [0, 3, 5] {
+                tracing::warn!(target: "librdkafka", "FAIL: Connect failed: Connection refused (after {ms}ms)");
+            }
+            tracing::info!(target: "hr_pipeline::driver", partitions = ?Vec::<i32>::new(), "Assigned.");
+            tracing::info!(target: "hr_pipeline::driver", partitions = ?vec![0, 1, 2], "Assigned.");
+        });
+        assert_eq!(out.matches("Connection refused").count(), 1, "{out}");
+        assert!(out.contains("partitions=[]"), "{out}");
+        assert!(out.contains("partitions=[0, 1, 2]"), "{out}");
     }
 }

@@ -88,6 +88,9 @@ const STOPPING_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// flag and tries again.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How much longer than the commit interval a commit waits while the consumer rejoins its group.
+const REJOIN_DEFERRAL: Duration = Duration::from_secs(2);
+
 /// How long reading one changelog partition may take (a large state on a loaded machine).
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -519,9 +522,14 @@ impl Job<'_> {
                     self.watch_broker(now)?;
                     self.update_gauges(now);
                 }
-                if now.duration_since(last_commit) >= self.cfg.commit_interval
+                // A commit sent while the consumer rejoins its group would carry the old
+                // generation and be refused as the new one settles (aborted and redone: a
+                // second's stall); it waits for the rejoin, for up to REJOIN_DEFERRAL.
+                let since = now.duration_since(last_commit);
+                if since >= self.cfg.commit_interval
                     && self.dirty
                     && self.in_flight.is_none()
+                    && (!source.rejoining() || since >= self.cfg.commit_interval + REJOIN_DEFERRAL)
                 {
                     last_commit = now;
                     if self.committer.is_some() {
