@@ -70,6 +70,8 @@ mod rebalance;
 mod restore;
 mod retry;
 mod telemetry;
+#[cfg(test)]
+mod tests;
 mod topics;
 
 use broker::Clients;
