@@ -39,8 +39,14 @@ struct Cluster {
     failing_commits: VecDeque<KafkaError>,
     /// Every abort fails (librdkafka left in a state it cannot abort from).
     aborts_fail: bool,
+    /// The next commit goes through but its answer is lost: it fails in doubt.
+    answer_lost: bool,
+    /// The last commit's outcome is unknown to the producer.
+    in_doubt: bool,
     aborts: usize,
     renewals: usize,
+    /// Alert file parts published.
+    published: usize,
 }
 
 #[derive(Clone, Default)]
@@ -83,6 +89,7 @@ impl Transaction for Fake {
         if let Some(e) = c.failing_commits.pop_front() {
             return Err(e);
         }
+        let answer_lost = std::mem::take(&mut c.answer_lost);
         for (p, rec) in std::mem::take(&mut c.open) {
             let table = c.changelog.entry(p).or_default();
             match rec.value {
@@ -92,6 +99,10 @@ impl Transaction for Fake {
         }
         c.committed.extend(offsets.iter().map(|(&p, &o)| (p, o)));
         c.commits.push(offsets.clone());
+        if answer_lost {
+            c.in_doubt = true;
+            return Err(transient());
+        }
         Ok(())
     }
 }
@@ -125,6 +136,7 @@ impl Broker for Fake {
     }
 
     fn file_committed(&mut self) -> anyhow::Result<()> {
+        self.cluster().published += 1;
         Ok(())
     }
 
@@ -133,12 +145,12 @@ impl Broker for Fake {
     }
 
     fn in_doubt(&self) -> bool {
-        false
+        self.cluster().in_doubt
     }
 
     fn abort(&mut self, _timeout: Duration) -> Result<(), KafkaError> {
         let mut c = self.cluster();
-        if c.aborts_fail {
+        if c.aborts_fail || c.in_doubt {
             return Err(transient());
         }
         c.open.clear();
@@ -149,6 +161,7 @@ impl Broker for Fake {
     fn renew_txn(&mut self, _cfg: &RunConfig) -> Result<(), KafkaError> {
         let mut c = self.cluster();
         c.open.clear();
+        c.in_doubt = false;
         c.renewals += 1;
         Ok(())
     }
@@ -473,4 +486,33 @@ fn lost_partitions_are_dropped_without_a_commit_and_the_rest_rewinds() {
     assert_eq!(job.processor.offsets(), offsets(&[(0, 3)]));
     assert_eq!(performed_seeks(&job).0, vec![(0, 3)]);
     assert!(!job.seeks.is_stale(1));
+}
+
+#[test]
+fn a_commit_in_doubt_is_ended_by_a_new_producer_and_kept_when_it_went_through() {
+    let rig = Rig::new(Guarantee::ExactlyOnce);
+    let (mut job, fake) = (rig.job(), &rig.fake);
+    job.on_assign(&[0]).unwrap();
+    job.apply(&batch(&[Polled::Records(0, 0..3)])).unwrap();
+    fake.cluster().answer_lost = true;
+    assert!(!job.commit(false).unwrap(), "its outcome was unknown");
+    {
+        let c = fake.cluster();
+        assert_eq!(c.aborts, 0, "a commit in doubt is not aborted");
+        assert_eq!(c.renewals, 1, "a new producer ended it");
+        assert_eq!(
+            c.published, 1,
+            "it went through: its alert file part is published"
+        );
+    }
+    assert_eq!(job.last_committed, offsets(&[(0, 3)]));
+    // The state restored is the one that commit wrote: nothing is redone.
+    assert_eq!(job.processor.offsets(), offsets(&[(0, 3)]));
+    job.apply(&batch(&[Polled::Seeked(0), Polled::Records(0, 3..4)]))
+        .unwrap();
+    assert!(job.commit(false).unwrap());
+    assert_eq!(
+        fake.cluster().commits,
+        vec![offsets(&[(0, 3)]), offsets(&[(0, 4)])]
+    );
 }
