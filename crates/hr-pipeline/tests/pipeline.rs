@@ -1098,7 +1098,11 @@ impl Drop for OwnBroker {
 fn a_broker_restart_is_ridden_out() {
     let broker = OwnBroker {
         state: std::env::temp_dir().join(unique_topic("hr-own-broker")),
-        port: 19_492,
+        // HR_KAFKA_OWN_PORT moves it off a port another broker on the machine uses.
+        port: std::env::var("HR_KAFKA_OWN_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(19_492),
     };
     broker.script("up");
     let b = format!("localhost:{}", broker.port);

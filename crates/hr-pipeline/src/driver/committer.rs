@@ -3,43 +3,30 @@
 //! With [`Guarantee::AtLeastOnce`](super::Guarantee::AtLeastOnce) the transaction holds only
 //! the changelog records and the offsets, so nothing the job does between commits needs the
 //! transactional producer. The job cuts a commit (the changed keys, the offsets, a mark in the
-//! outputs' stream) and lends the producer to this thread, which waits until every output
-//! queued before the mark is acknowledged, then writes the records and commits. Meanwhile the
-//! job reads on and fires alerts: a commit no longer holds back the reading that closes a
-//! window. One commit is in flight at a time; rebalances, rewinds and the last commit wait for
-//! it first.
+//! outputs' stream) and sends it to this thread, which runs the same steps as a commit on the
+//! job thread ([`execute`]): it waits until every output queued before the mark is
+//! acknowledged, then writes the records and commits. Meanwhile the job reads on and fires
+//! alerts: a commit no longer holds back the reading that closes a window. One commit is in
+//! flight at a time; rebalances, rewinds and the last commit wait for it first, and the job
+//! thread handles its outcome as it handles its own.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hr_kafka::{Delivered, KafkaError, Sink, Source};
 
+use super::broker::Transaction;
+use super::commit::{Cut, execute};
+use super::outputs::send_changelog;
+use super::rebalance::lock;
 use crate::changelog::ChangelogRecord;
 
-/// One commit cut by the job.
-pub(super) struct Work {
-    /// The transactional producer, lent for this commit.
-    pub(super) txn: Sink,
-    /// Outputs queued before this mark must be acknowledged before the offsets commit.
-    pub(super) mark: u64,
-    /// The changelog records, with their partitions.
-    pub(super) records: Vec<(i32, ChangelogRecord)>,
-    /// The consumed offsets.
-    pub(super) offsets: BTreeMap<i32, i64>,
-}
-
-/// The answer to a [`Work`]: the producer back, and how the commit went.
-pub(super) struct Done {
-    pub(super) txn: Sink,
-    pub(super) result: Result<(), KafkaError>,
-}
-
-/// What the committer thread needs besides its channels.
-pub(super) struct Committer<'a> {
-    pub(super) source: &'a Source,
-    pub(super) delivered: Delivered,
+/// The committer thread: the transaction's steps, and how long they may take.
+pub(super) struct Committer<T> {
+    pub(super) txn: T,
     pub(super) changelog_topic: String,
     /// How long outputs may take to be acknowledged (the broker timeout).
     pub(super) delivery_timeout: Duration,
@@ -47,40 +34,61 @@ pub(super) struct Committer<'a> {
     pub(super) commit_timeout: Duration,
 }
 
-impl Committer<'_> {
+impl<T: Transaction> Committer<T> {
     /// Serves commits until the job drops its sender or sets `closing`.
-    pub(super) fn serve(self, work: &Receiver<Work>, done: &Sender<Done>, closing: &AtomicBool) {
+    pub(super) fn serve(
+        mut self,
+        work: &Receiver<Cut>,
+        done: &Sender<Result<(), KafkaError>>,
+        closing: &AtomicBool,
+    ) {
         while !closing.load(Ordering::Relaxed) {
-            let w = match work.recv_timeout(Duration::from_millis(50)) {
-                Ok(w) => w,
+            let cut = match work.recv_timeout(Duration::from_millis(50)) {
+                Ok(cut) => cut,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut txn = w.txn;
-            let result = self.commit(&mut txn, w.mark, &w.records, &w.offsets);
-            if done.send(Done { txn, result }).is_err() {
+            let result = execute(
+                &mut self.txn,
+                &cut,
+                &self.changelog_topic,
+                self.delivery_timeout,
+                self.commit_timeout,
+            );
+            if done.send(result).is_err() {
                 break;
             }
         }
     }
+}
+
+/// The transactional producer as the committer thread uses it: outputs waited for through
+/// their delivery reports, up to the commit's mark only, while the job queues more.
+pub(super) struct Lent<'a> {
+    pub(super) txn: Arc<Mutex<Sink>>,
+    pub(super) source: &'a Source,
+    pub(super) delivered: Delivered,
+}
+
+impl Transaction for Lent<'_> {
+    fn wait_outputs(&mut self, mark: u64, timeout: Duration) -> Result<(), KafkaError> {
+        self.delivered.wait(mark, timeout)
+    }
+
+    fn send_changelog(
+        &mut self,
+        topic: &str,
+        p: i32,
+        rec: &ChangelogRecord,
+    ) -> Result<(), KafkaError> {
+        send_changelog(&mut lock(&self.txn), topic, p, rec)
+    }
 
     fn commit(
-        &self,
-        txn: &mut Sink,
-        mark: u64,
-        records: &[(i32, ChangelogRecord)],
+        &mut self,
         offsets: &BTreeMap<i32, i64>,
+        timeout: Duration,
     ) -> Result<(), KafkaError> {
-        self.delivered.wait(mark, self.delivery_timeout)?;
-        for (p, rec) in records {
-            txn.send_record(
-                &self.changelog_topic,
-                Some(*p),
-                &rec.key,
-                rec.value.as_deref(),
-                None,
-            )?;
-        }
-        txn.commit(self.source, offsets, self.commit_timeout)
+        lock(&self.txn).commit(self.source, offsets, timeout)
     }
 }

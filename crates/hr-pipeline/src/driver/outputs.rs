@@ -1,13 +1,17 @@
 //! The producers and the file the job writes to, and the stand-ins for records too large.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
 use hr_kafka::{Admin, AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, blocking};
 
-use crate::processor::{AlertOut, EpisodeOut};
+use crate::changelog::ChangelogRecord;
+use crate::processor::{AlertOut, Emitted, EpisodeOut};
 
-use super::*;
+use super::rebalance::lock;
+use super::topics::ensure_output_topics;
+use super::{Guarantee, RunConfig, refused};
 
 /// Bytes kept of a record replaced by a stand-in.
 pub(super) const PREFIX_BYTES: usize = 1024;
@@ -21,8 +25,9 @@ pub(super) struct Outputs {
     /// The transactional id, kept to start a fresh producer after one librdkafka gave up on.
     pub(super) id: String,
     /// Transactional: the changelog and the offsets, and in exactly-once mode every output.
-    /// `None` while an at-least-once commit has it on the committer thread.
-    txn: Option<Sink>,
+    /// Shared with the committer thread, which holds it only while an at-least-once commit
+    /// runs there (the job settles that commit before it ends, aborts or renews a transaction).
+    txn: Arc<Mutex<Sink>>,
     /// At-least-once: alerts, dead letters and late records, outside the transaction.
     pub(super) plain: Option<Sink>,
     /// Largest output record (key, value and headers) the output topics accept.
@@ -70,7 +75,7 @@ impl Outputs {
         };
         Ok(Self {
             id,
-            txn: Some(txn),
+            txn: Arc::new(Mutex::new(txn)),
             plain,
             limit,
             file,
@@ -82,29 +87,18 @@ impl Outputs {
     /// fences and finishes whatever the old one left open, for when an abort cannot (librdkafka
     /// reports an invalid state after an abort that timed out against a broker that was down).
     pub(super) fn renew_txn(&mut self, cfg: &RunConfig) -> anyhow::Result<()> {
-        self.txn = Some(new_txn_sink(cfg, &self.id)?);
+        *lock(&self.txn) = new_txn_sink(cfg, &self.id)?;
         Ok(())
     }
 
     /// The transactional producer.
-    ///
-    /// # Panics
-    /// While a commit has it on the committer thread: the job settles that commit first.
-    pub(super) fn txn(&mut self) -> &mut Sink {
-        self.txn
-            .as_mut()
-            .expect("the transactional producer is back from the committer")
+    pub(super) fn txn(&self) -> MutexGuard<'_, Sink> {
+        lock(&self.txn)
     }
 
-    /// Hands the transactional producer to the committer thread, until [`Self::give_back`].
-    pub(super) fn lend_txn(&mut self) -> Sink {
-        self.txn
-            .take()
-            .expect("one commit on the committer thread at a time")
-    }
-
-    pub(super) fn give_back(&mut self, txn: Sink) {
-        self.txn = Some(txn);
+    /// The transactional producer, for the committer thread.
+    pub(super) fn shared_txn(&self) -> Arc<Mutex<Sink>> {
+        Arc::clone(&self.txn)
     }
 
     /// At-least-once: a mark in the outputs' stream and the handle to wait on it (see
@@ -113,15 +107,36 @@ impl Outputs {
         self.plain.as_ref().map(|p| (p.mark(), p.delivered()))
     }
 
-    pub(super) fn out(&mut self) -> &mut Sink {
-        match (self.plain.as_mut(), self.txn.as_mut()) {
-            (Some(p), _) => p,
-            (None, Some(t)) => t,
-            (None, None) => unreachable!("exactly-once never lends its producer"),
+    /// Sends with the producer of the outputs: the plain one (at-least-once), else the
+    /// transactional one.
+    fn out(
+        &mut self,
+        send: impl FnOnce(&mut Sink) -> Result<(), KafkaError>,
+    ) -> Result<(), KafkaError> {
+        match self.plain.as_mut() {
+            Some(p) => send(p),
+            None => send(&mut lock(&self.txn)),
         }
     }
 
-    pub(super) fn alert(
+    /// Sends what the processor emitted: its alerts, then its episodes. `origin` is the input
+    /// record that fired them, if one did (a stand-in names it).
+    pub(super) fn emit(
+        &mut self,
+        emitted: &Emitted,
+        origin: Option<(i32, i64)>,
+        cfg: &RunConfig,
+    ) -> anyhow::Result<()> {
+        for a in &emitted.alerts {
+            self.alert(a, origin, cfg)?;
+        }
+        for e in &emitted.episodes {
+            self.episode(e, origin, cfg)?;
+        }
+        Ok(())
+    }
+
+    fn alert(
         &mut self,
         a: &AlertOut,
         origin: Option<(i32, i64)>,
@@ -153,8 +168,7 @@ impl Outputs {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let ts = (a.alert.window_end <= now_ms + 600_000).then_some(a.alert.window_end);
-        self.out()
-            .send_record(&cfg.alerts_topic, None, key, Some(a.json.as_bytes()), ts)
+        self.out(|s| s.send_record(&cfg.alerts_topic, None, key, Some(a.json.as_bytes()), ts))
             .map_err(refused(cfg, "WRITE", &cfg.alerts_topic))?;
         if let Some(f) = self.file.as_mut() {
             match f {
@@ -192,13 +206,12 @@ impl Outputs {
                 },
             );
         }
-        self.out()
-            .send_diverted(topic, key, payload, why)
+        self.out(|s| s.send_diverted(topic, key, payload, why))
             .map_err(refused(cfg, "WRITE", topic))?;
         Ok(())
     }
 
-    pub(super) fn episode(
+    fn episode(
         &mut self,
         e: &EpisodeOut,
         origin: Option<(i32, i64)>,
@@ -224,15 +237,16 @@ impl Outputs {
                 },
             );
         }
-        self.out()
-            .send_record(
+        self.out(|s| {
+            s.send_record(
                 &cfg.episodes_topic,
                 None,
                 key,
                 Some(e.json.as_bytes()),
                 None,
             )
-            .map_err(refused(cfg, "WRITE", &cfg.episodes_topic))?;
+        })
+        .map_err(refused(cfg, "WRITE", &cfg.episodes_topic))?;
         Ok(())
     }
 
@@ -272,8 +286,7 @@ impl Outputs {
         };
         let prefix = &value[..value.len().min(PREFIX_BYTES)];
         let dlq = cfg.dlq_topic.clone();
-        self.out()
-            .send_diverted(&dlq, None, prefix, &why)
+        self.out(|s| s.send_diverted(&dlq, None, prefix, &why))
             .map_err(refused(cfg, "WRITE", &dlq))?;
         Ok(())
     }
@@ -308,6 +321,17 @@ impl Outputs {
         }
         Ok(())
     }
+}
+
+/// Sends changelog record `rec` of input partition `p` to its changelog partition, with the
+/// transactional producer (on whichever thread the commit runs).
+pub(super) fn send_changelog(
+    txn: &mut Sink,
+    topic: &str,
+    p: i32,
+    rec: &ChangelogRecord,
+) -> Result<(), KafkaError> {
+    txn.send_record(topic, Some(p), &rec.key, rec.value.as_deref(), None)
 }
 
 /// A record too large for `topic`, to be replaced by a small dead letter.

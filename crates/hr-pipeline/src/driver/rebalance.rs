@@ -1,8 +1,12 @@
-//! Revocation: librdkafka's rebalance callback waits until the job has committed.
+//! Revocation: librdkafka's rebalance callback waits until the job has committed, and the job
+//! commits (or, lost, drops) the partitions' work and drops them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use super::broker::Broker;
+use super::job::Job;
 
 /// Partitions being revoked, and whether they were lost (the group dropped this member) rather
 /// than handed over.
@@ -58,6 +62,45 @@ impl RevokeBarrier {
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.release();
+    }
+}
+
+impl<K: Broker> Job<'_, K> {
+    /// Commits what was processed before `ps` are revoked, then drops them. Partitions `lost`
+    /// (the group dropped this member and may have given them to another already) are dropped
+    /// without a commit: the open transaction is aborted and the partitions still owned go back
+    /// to their last commit, so nothing of the lost ones is published twice.
+    pub(super) fn on_revoke(&mut self, ps: &[i32], lost: bool) -> anyhow::Result<()> {
+        self.settle(true)?;
+        let owned: Vec<i32> = ps
+            .iter()
+            .copied()
+            .filter(|p| self.processor.owns(*p))
+            .collect();
+        if lost && !owned.is_empty() {
+            tracing::warn!(partitions = ?owned, "Partitions lost: the group dropped this instance; their work since the last commit is dropped, and their next owner redoes it.");
+        } else if !owned.is_empty() && self.dirty {
+            tracing::debug!(partitions = ?owned, "Committing before the revocation.");
+            self.commit(false)?;
+        }
+        self.drop_partitions(&owned);
+        if lost && !owned.is_empty() {
+            self.unacked.clear();
+            self.recover(None)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets `ps` and everything of theirs: state, pending seeks, silence clock, gauges.
+    pub(super) fn drop_partitions(&mut self, ps: &[i32]) {
+        for &p in ps {
+            self.processor.revoke(p);
+            self.seeks.clear(p);
+            self.last_heard.remove(&p);
+            if let Some(m) = &self.cfg.metrics {
+                m.remove_partition(p);
+            }
+        }
     }
 }
 
