@@ -2,13 +2,13 @@
 //! -> run; each subcommand is one call into the library.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hr_cli::{KafkaArgs, OnSignal, StopFlag, millis as ms};
 use hr_kafka::{ConnectErrorKind, TopicOutcome, TopicSpec, blocking};
-use hr_pipeline::driver::run;
+use hr_pipeline::driver::{Patience, ride_out, run};
 use hr_pipeline::http::{Health, serve};
 use hr_pipeline::metrics::Metrics;
 use hr_pipeline::processor::RunCounters;
@@ -28,54 +28,35 @@ fn probe_once(kafka: &KafkaArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The streaming job waits for an unreachable broker up to its broker timeout, saying so at
-/// most every 30 s; a failure that waiting cannot fix (authentication, TLS, configuration)
-/// ends it at once.
+/// The streaming job waits for an unreachable broker up to its broker timeout, as the job
+/// itself does ([`ride_out`]); a failure that waiting cannot fix (authentication, TLS,
+/// configuration) ends it at once.
 fn probe_until(
     kafka: &KafkaArgs,
+    bootstrap: &str,
     timeout: Duration,
     stop: &AtomicBool,
     health: Option<&Health>,
 ) -> anyhow::Result<()> {
     let cfg = kafka.client_config(BINARY);
-    let started = Instant::now();
-    let mut said: Option<Instant> = None;
-    loop {
-        match hr_kafka::probe(&cfg, Duration::from_secs(10)) {
-            Ok(_) => return Ok(()),
-            Err(e)
-                if !matches!(
-                    e.kind(),
-                    ConnectErrorKind::Unreachable | ConnectErrorKind::Timeout
-                ) =>
-            {
-                bail!("{e}")
-            }
-            Err(e) => {
-                if started.elapsed() > timeout {
-                    bail!(
-                        "{e} (waited {} s, --broker-timeout)",
-                        started.elapsed().as_secs()
-                    );
-                }
-                if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
-                    tracing::warn!(
-                        "{e}; waiting for it (--broker-timeout {} s).",
-                        timeout.as_secs()
-                    );
-                    said = Some(Instant::now());
-                }
-                if stop.load(Ordering::Relaxed) {
-                    bail!("stopped while waiting for Kafka");
-                }
-                // Alive and waiting on purpose; /readyz stays 503 until the job has its partitions.
-                if let Some(h) = health {
-                    h.beat();
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-    }
+    let patience = Patience {
+        what: "connecting",
+        bootstrap,
+        timeout,
+        stop,
+        health,
+    };
+    ride_out(
+        &patience,
+        || hr_kafka::probe(&cfg, Duration::from_secs(10)),
+        |e| {
+            matches!(
+                e.kind(),
+                ConnectErrorKind::Unreachable | ConnectErrorKind::Timeout
+            )
+        },
+    )?;
+    Ok(())
 }
 
 /// Runs the job until it ends (bounded) or SIGINT/SIGTERM asks it to stop.
@@ -96,6 +77,7 @@ fn run_job(args: RunArgs) -> anyhow::Result<()> {
     let stop = StopFlag::on_signals(OnSignal::default()).context("catching SIGINT/SIGTERM")?;
     probe_until(
         &args.kafka,
+        &cfg.bootstrap,
         cfg.broker_timeout,
         stop.as_atomic(),
         cfg.health.as_ref(),

@@ -82,6 +82,7 @@ use broker::Clients;
 use job::Job;
 use outputs::{Outputs, output_limit};
 use rebalance::RevokeBarrier;
+pub use retry::{Patience, ride_out};
 use topics::{ensure_changelog, follow_profiles, reader_props};
 
 /// How outputs reach Kafka.

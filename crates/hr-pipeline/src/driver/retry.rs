@@ -2,7 +2,7 @@
 //! and a broker that stops answering is waited for with the state kept (one log line when it
 //! goes, one when it returns), up to the broker timeout.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -10,6 +10,7 @@ use hr_kafka::KafkaError;
 
 use super::broker::Broker;
 use super::job::Job;
+use crate::http::Health;
 
 /// How long one attempt at a broker call may take before the retry loop looks at the stop
 /// flag and tries again.
@@ -22,55 +23,89 @@ pub(super) struct Outage {
     last_ping: Option<Instant>,
 }
 
+/// What a wait for Kafka is about, and how long it may last.
+pub struct Patience<'a> {
+    /// What is waited for, as the log and the error say it ("fetching committed offsets").
+    pub what: &'a str,
+    /// The cluster, as the error names it.
+    pub bootstrap: &'a str,
+    /// How long Kafka may stay away (`--broker-timeout`).
+    pub timeout: Duration,
+    /// Set on SIGINT/SIGTERM: the wait gives up at once.
+    pub stop: &'a AtomicBool,
+    /// Beaten while waiting: waiting for Kafka on purpose is alive, not stalled, so a liveness
+    /// probe must not restart a job that rides out an outage (readiness says the rest).
+    pub health: Option<&'a Health>,
+}
+
+/// The one broker outage policy, for the job's every call to Kafka and for the binary's probe
+/// before it: `attempt` is tried again while its error is one `waitable` says waiting can fix,
+/// every half second, for up to the timeout or until the stop flag is set. The first failure is
+/// logged and then one line every 30 s; Kafka answering again is logged once.
+///
+/// # Errors
+/// The first error that waiting cannot fix, or the last one with how long it was waited for.
+pub fn ride_out<T, E: std::error::Error + Send + Sync + 'static>(
+    p: &Patience<'_>,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    waitable: impl Fn(&E) -> bool,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    let mut said: Option<Instant> = None;
+    loop {
+        let e = match attempt() {
+            Ok(v) => {
+                if said.is_some() {
+                    tracing::info!(
+                        what = p.what,
+                        waited_s = started.elapsed().as_secs(),
+                        "Kafka answers again."
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) if !waitable(&e) => return Err(anyhow::Error::new(e).context(p.what.to_owned())),
+            Err(e) => e,
+        };
+        if p.stop.load(Ordering::Relaxed) {
+            bail!("{}: stopped while waiting for Kafka ({e})", p.what);
+        }
+        if started.elapsed() > p.timeout {
+            bail!(
+                "{}: Kafka at {} did not answer for {} s (--broker-timeout): {e}",
+                p.what,
+                p.bootstrap,
+                started.elapsed().as_secs()
+            );
+        }
+        if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            tracing::warn!(what = p.what, error = %e, timeout_s = p.timeout.as_secs(), "Kafka does not answer; waiting.");
+            said = Some(Instant::now());
+        }
+        if let Some(h) = p.health {
+            h.beat();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 impl<K: Broker> Job<'_, K> {
     /// Retries `f` while its error is not fatal, for up to the broker timeout or until the
-    /// job is stopped.
+    /// job is stopped ([`ride_out`]).
     pub(super) fn retry<T>(
         &mut self,
         what: &str,
         mut f: impl FnMut(&mut Self) -> Result<T, KafkaError>,
     ) -> anyhow::Result<T> {
-        let started = Instant::now();
-        let mut logged = false;
-        loop {
-            match f(self) {
-                Ok(v) => {
-                    if logged {
-                        tracing::info!(
-                            what,
-                            waited_s = started.elapsed().as_secs(),
-                            "Kafka answers again."
-                        );
-                    }
-                    return Ok(v);
-                }
-                Err(e) if e.is_fatal() => {
-                    return Err(anyhow::anyhow!(e).context(what.to_owned()));
-                }
-                Err(e) => {
-                    if self.stop.load(Ordering::Relaxed) {
-                        bail!("{what}: stopped while waiting for Kafka ({e})");
-                    }
-                    if started.elapsed() > self.cfg.broker_timeout {
-                        bail!(
-                            "{what}: Kafka at {} did not answer for {} s (--broker-timeout): {e}",
-                            self.cfg.bootstrap,
-                            started.elapsed().as_secs()
-                        );
-                    }
-                    if !logged {
-                        tracing::warn!(what, error = %e, "Kafka does not answer; waiting.");
-                        logged = true;
-                    }
-                    // Waiting for Kafka on purpose is alive, not stalled: a liveness probe must
-                    // not restart a job that is riding out an outage (readiness says the rest).
-                    if let Some(h) = &self.cfg.health {
-                        h.beat();
-                    }
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
+        let cfg = self.cfg;
+        let patience = Patience {
+            what,
+            bootstrap: &cfg.bootstrap,
+            timeout: cfg.broker_timeout,
+            stop: self.stop,
+            health: cfg.health.as_ref(),
+        };
+        ride_out(&patience, || f(self), |e| !e.is_fatal())
     }
 
     pub(super) fn broker_up(&mut self) {
