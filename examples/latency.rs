@@ -14,9 +14,13 @@
 //!     --rate 10000 --patients 1000 --size-ms 1000 --delay-ms 0 --seconds 30
 //! ```
 //!
-//! `dump` prints every committed record of a topic (all partitions, from the start to the end
-//! offsets it finds) as one JSON line: `{"partition", "key", "value", "headers"}`, values and
-//! header values as UTF-8 text (lossy). `examples/chaos.sh` compares runs with it.
+//! `dump` prints every committed record of a topic (all partitions, from the start to their
+//! ends) as one JSON line: `{"partition", "key", "value", "headers"}`, values and header values
+//! as UTF-8 text (lossy). A transaction still open on a partition (an instance killed -9 leaves
+//! one until the coordinator times it out) hides every record after it from a `read_committed`
+//! reader, committed ones included, so a partition is done only once the reader's position
+//! reaches its end offset: the dump waits for open transactions to end. `examples/chaos.sh`
+//! compares runs with it.
 //!
 //! `watch` reads an alerts topic as a `read_committed` consumer from its end offsets at start
 //! and writes one line per alert record as it becomes visible, until SIGTERM/SIGINT or
@@ -62,7 +66,8 @@ struct Args {
 enum Command {
     /// Produce readings in real time and measure produce-to-visible alert latency.
     Probe(ProbeArgs),
-    /// Print every committed record of a topic as JSON lines.
+    /// Print every committed record of a topic as JSON lines (waiting for transactions still
+    /// open on it to end).
     Dump {
         /// The topic to read.
         topic: String,
@@ -178,13 +183,19 @@ fn dump(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<()> {
         .collect();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
+    // Partitions read up to their last stable offset, waiting for it to reach their end.
+    let mut held: BTreeSet<i32> = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     while !open.is_empty() {
         anyhow::ensure!(Instant::now() < deadline, "reading {topic} timed out");
         let m = match c.poll(Duration::from_millis(200)) {
-            None => continue,
+            None => {
+                release_ended(&c, topic, &mut held, &mut open)?;
+                continue;
+            }
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
+                held.insert(p);
+                release_ended(&c, topic, &mut held, &mut open)?;
                 continue;
             }
             Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
@@ -208,6 +219,34 @@ fn dump(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<()> {
         writeln!(out, "{line}")?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Closes the partitions in `held` whose position reached their end offset: no transaction is
+/// open on them any more, so everything committed on them has been read.
+fn release_ended(
+    c: &BaseConsumer,
+    topic: &str,
+    held: &mut BTreeSet<i32>,
+    open: &mut BTreeSet<i32>,
+) -> anyhow::Result<()> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let positions = c.position().context("reading the consumer's positions")?;
+    for p in held.clone() {
+        let (start, end) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .with_context(|| format!("reading the end offset of {topic} [{p}]"))?;
+        let at = match positions.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => start,
+        };
+        if at >= end {
+            held.remove(&p);
+            open.remove(&p);
+        }
+    }
     Ok(())
 }
 
