@@ -46,10 +46,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use hr_cli::KafkaArgs;
+use hr_kafka::rdkafka::ClientContext;
 use hr_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hr_kafka::rdkafka::error::KafkaError;
 use hr_kafka::rdkafka::message::{Headers, Message};
-use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use hr_kafka::rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use hr_kafka::rdkafka::types::RDKafkaErrorCode;
 use hr_kafka::rdkafka::{Offset, TopicPartitionList};
 
@@ -253,6 +256,32 @@ fn release_ended(
 /// When each window's closing reading was handed to the producer, keyed by (patient, window end).
 type Closes = Arc<Mutex<HashMap<(usize, i64), Instant>>>;
 
+/// The producer's acknowledgement times: from a reading handed to the producer to the broker's
+/// answer, the part of the latency that is the broker's and not the job's.
+#[derive(Default)]
+struct Acks(Mutex<Vec<Duration>>);
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        if result.is_ok() {
+            self.0.lock().unwrap().push(sent.elapsed());
+        }
+    }
+}
+
+/// The `q` quantile of sorted `v`, in ms.
+fn quantile_ms(v: &[Duration], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i].as_secs_f64() * 1e3
+}
+
 fn probe(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.patients > 0 && a.rate > 0 && a.size_ms > 0,
@@ -269,10 +298,10 @@ fn probe(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
         std::thread::spawn(move || read_alerts(&consumer, &closes, &stop))
     };
 
-    let producer: ThreadedProducer<DefaultProducerContext> = kafka
+    let producer: ThreadedProducer<Acks> = kafka
         .client_config("latency")
         .set("linger.ms", "1")
-        .create()
+        .create_with_context(Acks::default())
         .context("creating the producer")?;
     let ids: Vec<String> = (0..a.patients).map(|i| format!("p{i:05}")).collect();
     let mut open: Vec<VecDeque<i64>> = vec![VecDeque::new(); a.patients];
@@ -315,7 +344,9 @@ fn probe(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
                 ids[p],
                 hr_model::format_timestamp(ts)
             );
-            let mut record = BaseRecord::to(&a.topic).key(&ids[p]).payload(&value);
+            let mut record = BaseRecord::with_opaque_to(&a.topic, Box::new(at))
+                .key(&ids[p])
+                .payload(&value);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -338,23 +369,21 @@ fn probe(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
     let (mut lat, seen_other) = reader.join().expect("reader thread")?;
     let missing = closes.lock().unwrap().len();
     lat.sort_unstable();
-    let pct = |q: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i].as_secs_f64() * 1e3
-    };
+    let mut acks = std::mem::take(&mut *producer.context().0.lock().unwrap());
+    acks.sort_unstable();
     println!(
-        "rate={:.0}/s patients={} windows={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} missing={} uncounted={}",
+        "rate={:.0}/s patients={} windows={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} missing={} uncounted={} ack_p50_ms={:.1} ack_p99_ms={:.1} ack_max_ms={:.1}",
         sent as f64 / produced_s,
         a.patients,
         lat.len(),
-        pct(0.5),
-        pct(0.99),
+        quantile_ms(&lat, 0.5),
+        quantile_ms(&lat, 0.99),
         lat.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         missing,
         seen_other,
+        quantile_ms(&acks, 0.5),
+        quantile_ms(&acks, 0.99),
+        acks.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
     );
     anyhow::ensure!(
         counted_closes > 0 && missing == 0,

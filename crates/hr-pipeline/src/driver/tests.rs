@@ -520,3 +520,21 @@ fn a_commit_in_doubt_is_ended_by_a_new_producer_and_kept_when_it_went_through() 
         vec![offsets(&[(0, 3)]), offsets(&[(0, 4)])]
     );
 }
+
+#[test]
+fn a_bounded_run_whose_last_commit_is_aborted_ends_in_an_error() {
+    let mut rig = Rig::new(Guarantee::ExactlyOnce);
+    rig.cfg.bounded = true;
+    let (mut job, fake) = (rig.job(), &rig.fake);
+    job.on_assign(&[0]).unwrap();
+    job.apply(&batch(&[Polled::Records(0, 0..3)])).unwrap();
+    fake.cluster().failing_commits.push_back(transient());
+    let ended = job.drain();
+    let e = ended.expect_err("an aborted last commit is not a success");
+    assert!(
+        format!("{e:#}").contains("the last commit was aborted"),
+        "{e:#}"
+    );
+    assert!(fake.cluster().commits.is_empty(), "nothing was committed");
+    assert_eq!(fake.cluster().aborts, 1);
+}
