@@ -14,10 +14,10 @@
 #   HR_KAFKA_STATE            state directory: data, log, pid, config (default <repo>/.kafka)
 #   HR_KAFKA_MODE             force "docker" or "native" (default: docker if the engine answers)
 #   HR_KAFKA_HEAP             JVM heap for the native broker (default 1g)
-#   HR_KAFKA_JVM_OPTS         JVM options for the native broker (default -XX:TieredStopAtLevel=1:
-#                             the quick compiler only; on two cores the optimizing compiler's
-#                             threads held a new broker's acknowledgements back 1-2 s in its first
-#                             seconds, REPORT.md; set it empty for the JVM's default)
+#   HR_KAFKA_JVM_OPTS         more JVM options for the native broker (e.g. -XX:TieredStopAtLevel=1,
+#                             the quick compiler only: a just-started broker answers in its first
+#                             seconds as fast as later, but a warm one is slower at 100 k records/s;
+#                             REPORT.md)
 #   HR_KAFKA_LIB              folder of Kafka's jars (default <state>/lib); brokers with other state
 #                             directories share one set of jars through it
 #   HR_KAFKA_SECURITY         "plaintext" (default) or "sasl_ssl": a secured broker for TLS/SASL tests
@@ -247,7 +247,7 @@ up_native() {
   # A pid file left by a broker that died without `down` must not be mistaken for this one's.
   rm -f "$pidfile"
   # setsid: the broker outlives the shell (and test process) that started it, until `down`.
-  setsid nohup bash -c "echo \$\$ >'$pidfile'; exec java -Xms256m -Xmx$heap ${HR_KAFKA_JVM_OPTS--XX:TieredStopAtLevel=1} -cp '$libdir/*' \
+  setsid nohup bash -c "echo \$\$ >'$pidfile'; exec java -Xms256m -Xmx$heap ${HR_KAFKA_JVM_OPTS:-} -cp '$libdir/*' \
       -Dlog4j2.configurationFile='$state/log4j2.properties' kafka.Kafka '$state/server.properties'" \
     >>"$logfile" 2>&1 </dev/null 9>&- &
   local i
