@@ -32,7 +32,9 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod alert_file;
 mod config;
+mod delivery;
 mod error;
 mod probe;
 mod sink;
@@ -45,12 +47,14 @@ pub use admin::{
     Admin, Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_topics,
     describe_topic, ensure_topics, topic_config,
 };
+pub use alert_file::{AlertFile, StagedAlertFile};
 pub use config::{client_config, client_id};
+pub use delivery::{Delivered, DeliveryLog};
 pub use error::KafkaError;
 pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, probe};
 /// The rdkafka crate this one is built on, for callers that need its types directly.
 pub use rdkafka;
-pub use sink::{AlertFile, Delivered, DeliveryLog, Diversion, Sink, StagedAlertFile};
+pub use sink::{Diversion, Sink};
 pub use source::{
     FETCH_BATCH, Fetch, Polled, RebalanceEvent, RebalanceLog, Record, RevokeHook, Source,
     SourceConfig,

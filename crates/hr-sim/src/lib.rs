@@ -50,6 +50,7 @@
 //! preloads and a `--truth` file; `hr-sim --help` lists every flag with examples.
 #![deny(missing_docs)]
 
+mod config;
 mod faults;
 mod patient;
 mod run;
