@@ -55,8 +55,8 @@ impl DeliveryLog {
     }
 }
 
-/// A handle on a [`Sink`]'s delivery reports that another thread can wait on (see
-/// [`Sink::mark`]).
+/// A handle on a [`Sink`](crate::Sink)'s delivery reports that another thread can wait on (see
+/// [`Sink::mark`](crate::Sink::mark)).
 #[derive(Clone)]
 pub struct Delivered(pub(crate) Arc<DeliveryLog>);
 
