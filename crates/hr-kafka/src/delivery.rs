@@ -18,8 +18,23 @@ use crate::KafkaError;
 /// Counts delivery reports so a flush can say whether everything arrived, and keeps the
 /// sequence numbers of the records still without an answer so a [`Delivered`] handle can wait
 /// for the records queued before a point, whatever was queued after it.
+///
+/// A handle: a producer that replaces one librdkafka gave up on keeps the same log, so the
+/// [`Delivered`] handles given out before go on waiting on the new producer's records.
+#[derive(Default, Clone)]
+pub struct DeliveryLog(pub(crate) Arc<Deliveries>);
+
+impl std::ops::Deref for DeliveryLog {
+    type Target = Deliveries;
+
+    fn deref(&self) -> &Deliveries {
+        &self.0
+    }
+}
+
+/// What a [`DeliveryLog`] counts.
 #[derive(Default)]
-pub struct DeliveryLog {
+pub struct Deliveries {
     pub(crate) delivered: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) first_error: Mutex<Option<String>>,
@@ -29,7 +44,7 @@ pub struct DeliveryLog {
     pub(crate) outstanding: Mutex<BTreeSet<u64>>,
 }
 
-impl DeliveryLog {
+impl Deliveries {
     pub(crate) fn outstanding(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
         self.outstanding
             .lock()
@@ -47,6 +62,13 @@ impl DeliveryLog {
         (failed > 0).then_some((failed, first))
     }
 
+    /// Forgets every record without an answer and every failure so far: the producer that
+    /// queued them is gone, and its work is redone by the one that replaced it.
+    pub(crate) fn forget(&self) {
+        self.outstanding().clear();
+        let _ = self.take_failures();
+    }
+
     pub(crate) fn take_refused(&self) -> Option<String> {
         self.refused
             .lock()
@@ -58,7 +80,7 @@ impl DeliveryLog {
 /// A handle on a [`Sink`](crate::Sink)'s delivery reports that another thread can wait on (see
 /// [`Sink::mark`](crate::Sink::mark)).
 #[derive(Clone)]
-pub struct Delivered(pub(crate) Arc<DeliveryLog>);
+pub struct Delivered(pub(crate) Arc<Deliveries>);
 
 impl Delivered {
     /// Waits up to `timeout` until every record queued before `mark` has an answer.

@@ -147,6 +147,44 @@ impl KafkaError {
         )
     }
 
+    /// The producer cannot go on, but a new one with the same transactional id can: it was
+    /// fenced, or librdkafka raised a fatal error that is not a refusal (an idempotent
+    /// sequence out of step with a partition's new leader after a broker died, an unknown
+    /// producer id). Its open transaction is ended by the new producer and the work since the
+    /// last commit is redone; Kafka Streams treats the same errors as a task migration.
+    /// Refusals (authentication, authorization, a topic that does not exist, a configuration
+    /// librdkafka rejects) stay fatal: a new producer would be refused again.
+    pub fn needs_new_producer(&self) -> bool {
+        self.is_fenced() || (self.is_fatal() && !self.is_refusal())
+    }
+
+    /// A producer that refuses to queue records: it needs a new producer, or its transaction
+    /// must be aborted first (librdkafka: "Producing not allowed in transactional state").
+    pub fn producer_unusable(&self) -> bool {
+        let code = match self {
+            KafkaError::Client(rdkafka::error::KafkaError::Transaction(e)) => Some(e.code()),
+            _ => self.code(),
+        };
+        self.needs_new_producer() || code == Some(RDKafkaErrorCode::State)
+    }
+
+    /// Refused for who the client is or what it asked for, not for the state it was in.
+    fn is_refusal(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        self.is_authorization()
+            || matches!(
+                self.code(),
+                Some(
+                    C::Authentication
+                        | C::SaslAuthenticationFailed
+                        | C::UnknownTopic
+                        | C::UnknownTopicOrPartition
+                        | C::InvalidConfig
+                        | C::InvalidArgument
+                )
+            )
+    }
+
     /// A transactional call that timed out or hit a transient error and must be called again
     /// to finish (librdkafka: "retry call to resume"); calling anything else meanwhile is
     /// refused as a conflicting call.
@@ -210,6 +248,36 @@ pub(crate) fn log_librdkafka(level: rdkafka::config::RDKafkaLogLevel, fac: &str,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_producer_in_a_fatal_state_is_replaced_and_a_refused_one_is_not() {
+        use rdkafka::error::KafkaError as Rd;
+        let produce = |c| KafkaError::Client(Rd::MessageProduction(c));
+        // Producing after librdkafka raised a fatal error (a sequence out of step with a new
+        // leader): a new producer with the same id goes on.
+        let fatal = produce(RDKafkaErrorCode::Fatal);
+        assert!(fatal.is_fatal() && fatal.needs_new_producer() && fatal.producer_unusable());
+        let fenced = produce(RDKafkaErrorCode::InvalidProducerEpoch);
+        assert!(fenced.needs_new_producer());
+        // A transaction that must be aborted first: unusable, but the same producer aborts it.
+        let state = produce(RDKafkaErrorCode::State);
+        assert!(!state.is_fatal() && !state.needs_new_producer() && state.producer_unusable());
+        // Refusals end the job: a new producer would be refused again.
+        for c in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::TransactionalIdAuthorizationFailed,
+            RDKafkaErrorCode::SaslAuthenticationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::InvalidConfig,
+        ] {
+            let e = produce(c);
+            assert!(e.is_fatal() && !e.needs_new_producer(), "{e}");
+            assert!(!e.producer_unusable(), "{e}");
+        }
+        // Transient errors are neither.
+        let down = produce(RDKafkaErrorCode::AllBrokersDown);
+        assert!(!down.needs_new_producer() && !down.producer_unusable());
+    }
 
     #[test]
     fn a_refused_partition_or_delivery_names_its_topic() {

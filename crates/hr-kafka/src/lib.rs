@@ -49,7 +49,7 @@ pub use admin::{
 };
 pub use alert_file::{AlertFile, StagedAlertFile};
 pub use config::{client_config, client_id};
-pub use delivery::{Delivered, DeliveryLog};
+pub use delivery::{Delivered, Deliveries, DeliveryLog};
 pub use error::KafkaError;
 pub use probe::{BrokerInfo, ConnectError, ConnectErrorKind, builtin_features, probe};
 /// The rdkafka crate this one is built on, for callers that need its types directly.

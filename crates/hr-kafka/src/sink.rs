@@ -138,6 +138,15 @@ impl Sink {
     /// # Errors
     /// [`KafkaError::Client`] when librdkafka rejects the configuration.
     pub fn new(bootstrap: &str, overrides: &[(String, String)]) -> Result<Self, KafkaError> {
+        Self::with_log(bootstrap, overrides, DeliveryLog::default(), 0)
+    }
+
+    fn with_log(
+        bootstrap: &str,
+        overrides: &[(String, String)],
+        log: DeliveryLog,
+        sent: u64,
+    ) -> Result<Self, KafkaError> {
         let mut cc = client_config(bootstrap, &[]);
         cc.set("acks", "all")
             .set("enable.idempotence", "true")
@@ -146,13 +155,34 @@ impl Sink {
         for (k, v) in overrides {
             cc.set(k, v);
         }
-        let producer = cc.create_with_context(DeliveryLog::default())?;
+        let producer = cc.create_with_context(log)?;
         Ok(Self {
             producer,
-            sent: 0,
+            sent,
             transactional: false,
             in_doubt: false,
         })
+    }
+
+    /// Replaces this (not transactional) producer, after librdkafka raised a fatal error on
+    /// it, with a new one made from `bootstrap` and `overrides`. The records this one had not
+    /// delivered are dropped and forgotten, to be redone by the caller; the marks and
+    /// [`Delivered`] handles given out go on, on the new producer's records.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when librdkafka rejects the configuration.
+    pub fn renew(
+        &mut self,
+        bootstrap: &str,
+        overrides: &[(String, String)],
+    ) -> Result<(), KafkaError> {
+        let log = self.producer.context().as_ref().clone();
+        let fresh = Self::with_log(bootstrap, overrides, log.clone(), self.sent)?;
+        // Dropping the old producer purges its queue; the purge's reports are not failures of
+        // the new one.
+        drop(std::mem::replace(self, fresh));
+        log.forget();
+        Ok(())
     }
 
     /// A transactional producer with `transactional_id`, initialised (which fences any earlier
@@ -270,6 +300,13 @@ impl Sink {
         self.in_doubt
     }
 
+    /// Whether librdkafka raised a fatal error on this producer: it queues nothing more, and
+    /// only a new producer goes on.
+    pub fn is_fatal(&self) -> bool {
+        use rdkafka::producer::Producer;
+        self.producer.client().fatal_error().is_some()
+    }
+
     /// Aborts the open transaction (its records never become visible to `read_committed`
     /// readers) and begins the next; a timed-out abort is called again until `timeout`.
     ///
@@ -374,7 +411,7 @@ impl Sink {
 
     /// A handle for waiting on this sink's deliveries from another thread.
     pub fn delivered(&self) -> Delivered {
-        Delivered(Arc::clone(self.producer.context()))
+        Delivered(Arc::clone(&self.producer.context().0))
     }
 
     /// Queues one JSON record under a text key (an alert, a reading, an episode: the key is

@@ -53,6 +53,9 @@ pub(super) trait Broker: Transaction {
     ) -> anyhow::Result<()>;
     /// Records replaced by a stand-in so far.
     fn replaced(&self) -> u64;
+    /// Why a producer refused an output since the last commit, if one did: it needs a new
+    /// producer, or its transaction must be aborted first. The next commit is given up for it.
+    fn take_failure(&mut self) -> Option<KafkaError>;
     /// At-least-once: a mark in the outputs' stream, for [`Transaction::wait_outputs`];
     /// `None` when the outputs are in the transaction.
     fn mark(&self) -> Option<u64>;
@@ -66,7 +69,8 @@ pub(super) trait Broker: Transaction {
     fn in_doubt(&self) -> bool;
     /// Aborts the open transaction and begins the next.
     fn abort(&mut self, timeout: Duration) -> Result<(), KafkaError>;
-    /// Starts a new transactional producer with the same id in place of the old one.
+    /// Starts a new transactional producer with the same id in place of the old one (and a new
+    /// plain producer if librdkafka gave up on that one).
     fn renew_txn(&mut self, cfg: &RunConfig) -> Result<(), KafkaError>;
     /// The group's committed offsets of `ps` (stable: no open transaction holds them).
     fn committed(
@@ -147,6 +151,10 @@ impl Broker for Clients<'_> {
 
     fn replaced(&self) -> u64 {
         self.outputs.replaced
+    }
+
+    fn take_failure(&mut self) -> Option<KafkaError> {
+        self.outputs.take_failure()
     }
 
     fn mark(&self) -> Option<u64> {

@@ -113,13 +113,16 @@ impl<K: Broker> Job<'_, K> {
             COMMIT_TIMEOUT
         };
         let topic = self.cfg.changelog_topic();
-        let result = execute(
-            &mut self.kafka,
-            &cut,
-            &topic,
-            self.cfg.broker_timeout,
-            timeout,
-        );
+        let result = match self.kafka.take_failure() {
+            Some(refused) => Err(refused),
+            None => execute(
+                &mut self.kafka,
+                &cut,
+                &topic,
+                self.cfg.broker_timeout,
+                timeout,
+            ),
+        };
         self.settled(result, ticket)
     }
 
@@ -131,6 +134,9 @@ impl<K: Broker> Job<'_, K> {
         }
         self.settle(true)?;
         let (cut, ticket) = self.cut(false)?;
+        if let Some(refused) = self.kafka.take_failure() {
+            return self.settled(Err(refused), ticket).map(drop);
+        }
         let Some(link) = &self.committer else {
             bail!("no committer thread");
         };
@@ -212,6 +218,7 @@ impl<K: Broker> Job<'_, K> {
         match result {
             Ok(()) => {
                 self.kafka.file_committed()?;
+                self.renewals = 0;
                 self.last_committed
                     .extend(offsets.iter().map(|(&p, &o)| (p, o)));
                 self.broker_up();
@@ -230,15 +237,19 @@ impl<K: Broker> Job<'_, K> {
             }
             // A fenced producer is not the end of the job: its transaction was aborted by the
             // coordinator (it outlived the transaction timeout: a pause, a cut), and a new
-            // producer redoes the work, for the partitions this instance still owns.
-            Err(e) if e.is_fatal() && !e.is_fenced() => {
+            // producer redoes the work, for the partitions this instance still owns. Nor is
+            // one librdkafka gave up on for its own state (a sequence out of step with a new
+            // leader after a broker died); only refusals (ACLs, a missing topic) end the job.
+            Err(e) if e.is_fatal() && !e.needs_new_producer() => {
                 let e = refused(self.cfg, "WRITE", &self.cfg.changelog_topic())(e);
                 Err(anyhow::anyhow!(e).context("committing (a fatal error: the job cannot go on)"))
             }
             Err(e) => {
-                let renew = e.is_fenced() || self.kafka.in_doubt();
+                let renew = e.needs_new_producer() || self.kafka.in_doubt();
                 if e.is_fenced() {
                     tracing::warn!(error = %e, "This instance's producer was fenced; starting a new one and going back to the last commit.");
+                } else if e.needs_new_producer() {
+                    tracing::warn!(error = %e, "librdkafka gave up on this instance's producer; starting a new one and going back to the last commit.");
                 } else {
                     tracing::warn!(error = %e, in_doubt = renew, "Commit failed; going back to the last commit.");
                 }

@@ -55,6 +55,8 @@ pub(super) struct Job<'a, K> {
     pub(super) telemetry: Telemetry,
     /// At-least-once: where commits go to be done off this thread, and their answers.
     pub(super) committer: Option<Link>,
+    /// New transactional producers started since the last commit that went through.
+    pub(super) renewals: u32,
     last_commit: Instant,
     last_tick: Instant,
 }
@@ -141,6 +143,7 @@ impl<'a, K: Broker> Job<'a, K> {
             unacked: Vec::new(),
             telemetry: Telemetry::new(),
             committer: None,
+            renewals: 0,
             last_commit: now,
             last_tick: now,
         }

@@ -35,6 +35,10 @@ pub(super) struct Outputs {
     pub(super) file: Option<AlertSink>,
     /// Records replaced by a stand-in because they were too large.
     pub(super) replaced: u64,
+    /// Why a producer refused an output since the last commit (it needs a new producer, or
+    /// its transaction must be aborted first): the next commit is given up for it, and the
+    /// work since the last commit is redone.
+    failed: Option<KafkaError>,
 }
 
 pub(super) enum AlertSink {
@@ -53,14 +57,7 @@ impl Outputs {
     ) -> anyhow::Result<Self> {
         let plain = match cfg.guarantee {
             Guarantee::ExactlyOnce => None,
-            Guarantee::AtLeastOnce => {
-                let mut props = vec![(
-                    "message.timeout.ms".to_owned(),
-                    cfg.broker_timeout.as_millis().to_string(),
-                )];
-                props.extend(cfg.overrides.iter().cloned());
-                Some(Sink::new(&cfg.bootstrap, &props)?)
-            }
+            Guarantee::AtLeastOnce => Some(Sink::new(&cfg.bootstrap, &plain_props(cfg))?),
         };
         let file = match &cfg.alerts_dir {
             None => None,
@@ -80,15 +77,33 @@ impl Outputs {
             limit,
             file,
             replaced: 0,
+            failed: None,
         })
     }
 
     /// Replaces the transactional producer by a new one with the same id: `init_transactions`
     /// fences and finishes whatever the old one left open, for when an abort cannot (librdkafka
     /// reports an invalid state after an abort that timed out against a broker that was down).
+    /// The plain producer is replaced too when librdkafka gave up on it.
     pub(super) fn renew_txn(&mut self, cfg: &RunConfig) -> anyhow::Result<()> {
         *lock(&self.txn) = new_txn_sink(cfg, &self.id)?;
+        if let Some(plain) = self.plain.as_mut()
+            && plain.is_fatal()
+        {
+            tracing::warn!(
+                "Starting a new producer for the outputs in place of the one librdkafka gave up on."
+            );
+            plain
+                .renew(&cfg.bootstrap, &plain_props(cfg))
+                .context("starting a new producer for the outputs")?;
+        }
         Ok(())
+    }
+
+    /// Why a producer refused an output since the last commit, if one did (taken: the commit
+    /// that is given up for it rewinds, and the outputs are sent again).
+    pub(super) fn take_failure(&mut self) -> Option<KafkaError> {
+        self.failed.take()
     }
 
     /// The transactional producer.
@@ -109,13 +124,29 @@ impl Outputs {
 
     /// Sends with the producer of the outputs: the plain one (at-least-once), else the
     /// transactional one.
+    ///
+    /// A producer that refuses records for its state (librdkafka raised a fatal error on it,
+    /// or its transaction must be aborted) does not end the job: the refusal is kept for the
+    /// next commit, which is given up, and nothing more is sent until the job has gone back
+    /// to its last commit and redoes the work.
     fn out(
         &mut self,
         send: impl FnOnce(&mut Sink) -> Result<(), KafkaError>,
     ) -> Result<(), KafkaError> {
-        match self.plain.as_mut() {
+        if self.failed.is_some() {
+            return Ok(());
+        }
+        let sent = match self.plain.as_mut() {
             Some(p) => send(p),
             None => send(&mut lock(&self.txn)),
+        };
+        match sent {
+            Err(e) if e.producer_unusable() => {
+                tracing::warn!(error = %e, "The producer refused an output; the next commit is given up and the work since the last one is redone.");
+                self.failed = Some(e);
+                Ok(())
+            }
+            other => other,
         }
     }
 
@@ -387,6 +418,16 @@ pub(super) fn output_limit(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<usi
     }
     // librdkafka's own default cap on one message.
     Ok(limit.min(1_000_000).saturating_sub(BATCH_OVERHEAD))
+}
+
+/// The plain producer's settings: its records may wait out a broker outage.
+fn plain_props(cfg: &RunConfig) -> Vec<(String, String)> {
+    let mut props = vec![(
+        "message.timeout.ms".to_owned(),
+        cfg.broker_timeout.as_millis().to_string(),
+    )];
+    props.extend(cfg.overrides.iter().cloned());
+    props
 }
 
 /// A transactional id of the job's own: never the same as another live instance's.

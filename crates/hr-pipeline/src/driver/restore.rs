@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use super::broker::Broker;
 use super::commit::COMMIT_TIMEOUT;
@@ -18,6 +18,10 @@ use crate::changelog;
 /// (a committed transaction's markers still on their way): a little over the transaction
 /// timeout, after which any open transaction is aborted by the broker.
 const CHANGELOG_CATCH_UP: Duration = Duration::from_secs(15);
+
+/// New transactional producers started in a row, none of whose commits went through, before
+/// the job gives up: a producer that fails for its state again and again is not mended by more.
+pub(super) const MAX_RENEWALS: u32 = 8;
 
 /// How long reading one changelog partition may take (a large state on a loaded machine).
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -137,6 +141,13 @@ impl<K: Broker> Job<'_, K> {
                 // An abort retried after a broker outage can leave librdkafka's transaction
                 // state unusable; a new producer with the same id fences and ends it.
                 tracing::warn!(error = %format!("{e:#}"), "The abort failed; starting a new transactional producer.");
+            }
+            self.renewals += 1;
+            if self.renewals > MAX_RENEWALS {
+                bail!(
+                    "{MAX_RENEWALS} new transactional producers in a row failed before a commit \
+                     went through (the warnings above say why); the job stops rather than loop"
+                );
             }
             let renewed = self.retry("starting a new transactional producer", |job| {
                 job.kafka.renew_txn(job.cfg)

@@ -37,6 +37,8 @@ struct Cluster {
     commits: Vec<BTreeMap<i32, i64>>,
     /// The next commits fail with these.
     failing_commits: VecDeque<KafkaError>,
+    /// Why the producer refused an output (the job's outputs keep the first).
+    refused_output: Option<KafkaError>,
     /// Every abort fails (librdkafka left in a state it cannot abort from).
     aborts_fail: bool,
     /// The next commit goes through but its answer is lost: it fails in doubt.
@@ -125,6 +127,10 @@ impl Broker for Fake {
 
     fn replaced(&self) -> u64 {
         0
+    }
+
+    fn take_failure(&mut self) -> Option<KafkaError> {
+        self.cluster().refused_output.take()
     }
 
     fn mark(&self) -> Option<u64> {
@@ -318,15 +324,25 @@ fn offsets(pairs: &[(i32, i64)]) -> BTreeMap<i32, i64> {
     pairs.iter().copied().collect()
 }
 
-/// Partition 0 read to offset 3 and committed, read on to 6, and that commit failed.
-fn commit_then_fail(job: &mut Job<'_, Fake>, fake: &Fake) {
+/// Partition 0 read to offset 3 and committed, then read on to 6.
+fn commit_and_read_on(job: &mut Job<'_, Fake>) {
     job.on_assign(&[0]).unwrap();
     job.apply(&batch(&[Polled::Records(0, 0..3)])).unwrap();
     assert!(job.commit(false).unwrap());
     job.apply(&batch(&[Polled::Records(0, 3..6)])).unwrap();
     assert_eq!(job.processor.offsets(), offsets(&[(0, 6)]));
+}
+
+/// Partition 0 read to offset 3 and committed, read on to 6, and that commit failed.
+fn commit_then_fail(job: &mut Job<'_, Fake>, fake: &Fake) {
+    commit_and_read_on(job);
     fake.cluster().failing_commits.push_back(transient());
     assert!(!job.commit(false).unwrap(), "the commit was aborted");
+}
+
+/// An error of a producer librdkafka gave up on (as producing returns it after a fatal error).
+fn producer_fatal() -> KafkaError {
+    KafkaError::Client(RdError::MessageProduction(RDKafkaErrorCode::Fatal))
 }
 
 /// Partitions 0 and 1 assigned, read to offsets 3 and 2.
@@ -537,4 +553,97 @@ fn a_bounded_run_whose_last_commit_is_aborted_ends_in_an_error() {
     );
     assert!(fake.cluster().commits.is_empty(), "nothing was committed");
     assert_eq!(fake.cluster().aborts, 1);
+}
+
+#[test]
+fn a_producer_librdkafka_gave_up_on_is_replaced_and_the_job_goes_on() {
+    let rig = Rig::new(Guarantee::ExactlyOnce);
+    let (mut job, fake) = (rig.job(), &rig.fake);
+    commit_and_read_on(&mut job);
+    // The commit fails with a fatal error of the producer's own state (a sequence out of step
+    // with a new leader): not the end of the job.
+    fake.cluster().failing_commits.push_back(producer_fatal());
+    assert!(!job.commit(false).unwrap(), "the commit was given up");
+    {
+        let c = fake.cluster();
+        assert_eq!(c.renewals, 1, "a new producer took the old one's place");
+        assert_eq!(c.aborts, 0, "the old producer cannot abort");
+        assert_eq!(c.commits, vec![offsets(&[(0, 3)])]);
+    }
+    assert_eq!(job.processor.offsets(), offsets(&[(0, 3)]));
+    assert_eq!(performed_seeks(&job).0, vec![(0, 3)]);
+    job.apply(&batch(&[Polled::Seeked(0), Polled::Records(0, 3..6)]))
+        .unwrap();
+    assert!(job.commit(false).unwrap(), "the new producer commits");
+    assert_eq!(fake.cluster().committed, offsets(&[(0, 6)]));
+    assert_eq!(
+        job.renewals, 0,
+        "a commit that went through starts the count again"
+    );
+}
+
+#[test]
+fn an_output_refused_for_the_producers_state_gives_up_the_next_commit() {
+    for guarantee in [Guarantee::ExactlyOnce, Guarantee::AtLeastOnce] {
+        let rig = Rig::new(guarantee);
+        let (mut job, fake) = (rig.job(), &rig.fake);
+        commit_and_read_on(&mut job);
+        // An output was refused between commits: the offsets must not pass it.
+        fake.cluster().refused_output = Some(producer_fatal());
+        let went_through = if guarantee == Guarantee::AtLeastOnce {
+            // The at-least-once commit cut for the committer thread is given up at once.
+            job.commit_in_turn().unwrap();
+            assert!(!job.in_flight(), "{guarantee:?}");
+            false
+        } else {
+            job.commit(false).unwrap()
+        };
+        assert!(!went_through, "{guarantee:?}");
+        let c = fake.cluster();
+        assert_eq!(c.commits, vec![offsets(&[(0, 3)])], "{guarantee:?}");
+        assert_eq!(c.renewals, 1, "{guarantee:?}");
+        drop(c);
+        assert_eq!(job.processor.offsets(), offsets(&[(0, 3)]), "{guarantee:?}");
+    }
+}
+
+#[test]
+fn an_authorization_failure_at_commit_ends_the_job() {
+    let rig = Rig::new(Guarantee::ExactlyOnce);
+    let (mut job, fake) = (rig.job(), &rig.fake);
+    job.on_assign(&[0]).unwrap();
+    job.apply(&batch(&[Polled::Records(0, 0..3)])).unwrap();
+    fake.cluster()
+        .failing_commits
+        .push_back(KafkaError::Client(RdError::MessageProduction(
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        )));
+    let e = job.commit(false).expect_err("a refusal is not redone");
+    let text = format!("{e:#}");
+    assert!(text.contains("not authorized"), "{text}");
+    assert_eq!(fake.cluster().renewals, 0);
+}
+
+#[test]
+fn producers_failing_again_and_again_end_the_job_instead_of_looping() {
+    let rig = Rig::new(Guarantee::ExactlyOnce);
+    let (mut job, fake) = (rig.job(), &rig.fake);
+    job.on_assign(&[0]).unwrap();
+    let mut ended = None;
+    for round in 0..20 {
+        job.apply(&batch(&[Polled::Seeked(0), Polled::Records(0, 0..3)]))
+            .unwrap();
+        fake.cluster().failing_commits.push_back(producer_fatal());
+        match job.commit(false) {
+            Ok(went_through) => assert!(!went_through),
+            Err(e) => {
+                ended = Some((round, format!("{e:#}")));
+                break;
+            }
+        }
+    }
+    let (round, text) = ended.expect("the job gives up");
+    assert_eq!(round as u32, super::restore::MAX_RENEWALS, "{text}");
+    assert!(text.contains("in a row"), "{text}");
+    assert_eq!(fake.cluster().renewals as u32, super::restore::MAX_RENEWALS);
 }
