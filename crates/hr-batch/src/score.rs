@@ -37,59 +37,14 @@
 //!   count towards its length), and a silence whose observed part (up to the last reading
 //!   taken) is longer than `silence_after`.
 
-use std::collections::BTreeMap;
+mod matching;
+mod summary;
+mod truth;
 
-use hr_model::{Episode, EpisodeKind, EpisodeState};
-use serde::{Deserialize, Serialize};
+use hr_model::{Episode, EpisodeKind};
+use serde::Serialize;
 
-/// The parts of hr-sim's `--truth` file that scoring reads (other fields are ignored, so the
-/// simulator may add some).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Truth {
-    /// Event time of the first reading, epoch ms.
-    pub start_ms: i64,
-    /// Time of the latest reading taken, epoch ms (`None`: no reading at all).
-    pub last_reading_ms: Option<i64>,
-    /// Per patient.
-    pub patients: Vec<TruthPatient>,
-}
-
-/// One patient's injected episodes and silences.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TruthPatient {
-    /// `p001`, ...
-    pub patient_id: String,
-    /// Tachycardia and bradycardia episodes.
-    #[serde(default)]
-    pub episodes: Vec<TruthEpisode>,
-    /// Intervals in which the monitor sent nothing.
-    #[serde(default)]
-    pub silences: Vec<TruthSilence>,
-}
-
-/// An injected rate episode.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub struct TruthEpisode {
-    /// `tachycardia` or `bradycardia`.
-    pub kind: EpisodeKind,
-    /// Onset ramp begins, epoch ms.
-    pub start_ms: i64,
-    /// Plateau begins.
-    pub plateau_start_ms: i64,
-    /// Plateau ends.
-    pub plateau_end_ms: i64,
-    /// Recovery ends.
-    pub end_ms: i64,
-}
-
-/// An injected silence: `start_ms..end_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct TruthSilence {
-    /// First reading not sent, epoch ms.
-    pub start_ms: i64,
-    /// The monitor sends again from here.
-    pub end_ms: i64,
-}
+pub use truth::{Truth, TruthEpisode, TruthPatient, TruthSilence};
 
 /// How the pipeline that produced the episodes was configured, as far as scoring needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,159 +246,12 @@ pub fn detected_at(episode: &Episode, options: &ScoreOptions) -> i64 {
 /// assert!(s.false_raised.is_empty());
 /// ```
 pub fn score(truth: &Truth, episodes: &[Episode], options: &ScoreOptions) -> Score {
-    let run_end = truth.last_reading_ms.unwrap_or(truth.start_ms);
-    let mut injected: Vec<ScoredInjection> = Vec::new();
-    for p in &truth.patients {
-        for e in &p.episodes {
-            let heard = |from: i64, to: i64| heard_stretches(from, to.min(run_end), &p.silences);
-            let plateau = heard(e.plateau_start_ms, e.plateau_end_ms)
-                .iter()
-                .map(|(a, b)| b - a)
-                .max()
-                .unwrap_or(0);
-            let mut inj = ScoredInjection::new(
-                &p.patient_id,
-                e.kind,
-                e.start_ms,
-                e.end_ms,
-                plateau,
-                plateau >= 2 * options.window_ms,
-            );
-            if let Some(&(first, _)) = heard(e.start_ms, e.end_ms).first() {
-                inj.observed_start_ms = first;
-            }
-            injected.push(inj);
-        }
-        for s in &p.silences {
-            let observed = s.end_ms.min(run_end) - s.start_ms;
-            injected.push(ScoredInjection::new(
-                &p.patient_id,
-                EpisodeKind::SignalLoss,
-                s.start_ms,
-                s.end_ms,
-                observed.max(0),
-                observed > options.silence_after_ms,
-            ));
-        }
-    }
-    injected.sort_by(|a, b| {
-        (&a.patient_id, a.kind, a.start_ms).cmp(&(&b.patient_id, b.kind, b.start_ms))
-    });
-
-    // Raised records once per episode id, in detection order (ties by id, for a stable result).
-    let mut raised: BTreeMap<&str, &Episode> = BTreeMap::new();
-    for e in episodes.iter().filter(|e| e.state == EpisodeState::Raised) {
-        raised.entry(&e.episode_id).or_insert(e);
-    }
-    let mut raised: Vec<(i64, &Episode)> = raised
-        .into_values()
-        .map(|e| (detected_at(e, options), e))
-        .collect();
-    raised.sort_by(|a, b| (a.0, &a.1.episode_id).cmp(&(b.0, &b.1.episode_id)));
-
-    let mut by_key: BTreeMap<(String, EpisodeKind), Vec<usize>> = BTreeMap::new();
-    for (i, inj) in injected.iter().enumerate() {
-        by_key
-            .entry((inj.patient_id.clone(), inj.kind))
-            .or_default()
-            .push(i);
-    }
-    let tolerance = options.tolerance();
-    let mut false_raised = Vec::new();
-    let mut false_by_kind: BTreeMap<EpisodeKind, usize> = BTreeMap::new();
-    for &(at, e) in &raised {
-        let candidates = by_key
-            .get(&(e.patient_id.clone(), e.kind))
-            .map_or(&[][..], Vec::as_slice);
-        let overlapping = candidates.iter().copied().filter(|&i| {
-            let inj = &injected[i];
-            e.window_start - tolerance < inj.end_ms && e.window_end + tolerance > inj.start_ms
-        });
-        // An undetected candidate first (the earliest), else the earliest detected one.
-        let pick = overlapping
-            .clone()
-            .find(|&i| !injected[i].detected)
-            .or_else(|| overlapping.clone().next());
-        match pick {
-            Some(i) => {
-                let inj = &mut injected[i];
-                if inj.detected {
-                    inj.repeats += 1;
-                } else {
-                    inj.detected = true;
-                    inj.episode_id = Some(e.episode_id.clone());
-                    inj.detected_at_ms = Some(at);
-                    inj.delay_ms = Some(at - inj.observed_start_ms);
-                }
-            }
-            None => {
-                *false_by_kind.entry(e.kind).or_default() += 1;
-                false_raised.push(FalseRaised {
-                    episode: e.clone(),
-                    detected_at_ms: at,
-                });
-            }
-        }
-    }
-
+    let mut injected = truth::injections(truth, options);
+    let raised = matching::raised_once(episodes, options);
+    let false_raised = matching::detect(&mut injected, &raised, options.tolerance());
     // What is left undetected may have begun while an alarm of its kind was still on.
-    let mut cleared_at: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in episodes.iter().filter(|e| e.state == EpisodeState::Cleared) {
-        cleared_at.entry(&e.episode_id).or_insert(e.window_end);
-    }
-    let false_ids: std::collections::BTreeSet<&str> = false_raised
-        .iter()
-        .map(|f| f.episode.episode_id.as_str())
-        .collect();
-    for inj in injected.iter_mut().filter(|i| !i.detected) {
-        let open = raised.iter().find(|(_, e)| {
-            !false_ids.contains(e.episode_id.as_str())
-                && e.patient_id == inj.patient_id
-                && e.kind == inj.kind
-                && e.window_start <= inj.start_ms
-                && cleared_at
-                    .get(e.episode_id.as_str())
-                    .is_none_or(|&end| end > inj.start_ms)
-        });
-        if let Some((_, e)) = open {
-            inj.detected = true;
-            inj.covered_by = Some(e.episode_id.clone());
-        }
-    }
-
-    let kinds = EpisodeKind::ALL
-        .iter()
-        .map(|&kind| {
-            let of_kind: Vec<&ScoredInjection> =
-                injected.iter().filter(|i| i.kind == kind).collect();
-            let delays: Vec<i64> = of_kind.iter().filter_map(|i| i.delay_ms).collect();
-            KindSummary {
-                kind,
-                injected: of_kind.len(),
-                detected: of_kind.iter().filter(|i| i.detected).count(),
-                required: of_kind.iter().filter(|i| i.required).count(),
-                required_detected: of_kind.iter().filter(|i| i.required && i.detected).count(),
-                false_raised: false_by_kind.get(&kind).copied().unwrap_or(0),
-                repeats: of_kind.iter().map(|i| i.repeats).sum(),
-                covered: of_kind.iter().filter(|i| i.covered_by.is_some()).count(),
-                median_delay_ms: median(&delays),
-                max_delay_ms: delays.iter().copied().max(),
-            }
-        })
-        .collect();
-    let rate_delays: Vec<i64> = injected
-        .iter()
-        .filter(|i| i.kind != EpisodeKind::SignalLoss)
-        .filter_map(|i| i.delay_ms)
-        .collect();
-    Score {
-        median_rate_delay_ms: median(&rate_delays),
-        max_rate_delay_ms: rate_delays.iter().copied().max(),
-        raised_records: raised.len(),
-        injected,
-        false_raised,
-        kinds,
-    }
+    matching::mark_covered(&mut injected, &raised, &false_raised, episodes);
+    summary::summarise(injected, false_raised, raised.len())
 }
 
 impl ScoredInjection {
@@ -473,45 +281,11 @@ impl ScoredInjection {
     }
 }
 
-/// The parts of `from..to` outside every silence, in order.
-fn heard_stretches(from: i64, to: i64, silences: &[TruthSilence]) -> Vec<(i64, i64)> {
-    let mut silences: Vec<&TruthSilence> = silences
-        .iter()
-        .filter(|s| s.start_ms < to && s.end_ms > from)
-        .collect();
-    silences.sort_by_key(|s| s.start_ms);
-    let mut out = Vec::new();
-    let mut at = from;
-    for s in silences {
-        if s.start_ms > at {
-            out.push((at, s.start_ms));
-        }
-        at = at.max(s.end_ms);
-    }
-    if at < to {
-        out.push((at, to));
-    }
-    out
-}
-
-/// The median (the mean of the middle two for an even count), rounded down to a millisecond.
-fn median(values: &[i64]) -> Option<i64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]).div_euclid(2)
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::truth::heard_stretches;
     use super::*;
+    use hr_model::EpisodeState;
 
     const MIN: i64 = 60_000;
 
@@ -866,15 +640,6 @@ mod tests {
             ),
             [(0, 10), (30, 50), (60, 100)]
         );
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[5]), Some(5));
-        assert_eq!(median(&[9, 1, 5]), Some(5));
-        assert_eq!(median(&[1, 2, 4, 10]), Some(3));
-        assert_eq!(median(&[-3, -2]), Some(-3));
     }
 
     #[test]

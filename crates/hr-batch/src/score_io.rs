@@ -125,6 +125,15 @@ pub fn read_episodes_topic(
 /// (and, with `all`, every injection), then the summary line.
 pub fn render_table(score: &Score, all: bool) -> String {
     let mut out = String::new();
+    write_kind_table(&mut out, score);
+    write_injection_table(&mut out, score, all);
+    write_false_raised_table(&mut out, score);
+    let _ = writeln!(out, "\n{}", score.summary_line());
+    out
+}
+
+/// The per-kind table: a header, then a row per kind.
+fn write_kind_table(out: &mut String, score: &Score) {
     let _ = writeln!(
         out,
         "{:<12} {:>8} {:>8} {:>7} {:>8} {:>12} {:>6} {:>7} {:>12} {:>10}",
@@ -155,6 +164,11 @@ pub fn render_table(score: &Score, all: bool) -> String {
             seconds(k.max_delay_ms)
         );
     }
+}
+
+/// Every injection with `all`, else every missed required one, under a title (nothing when
+/// there are none).
+fn write_injection_table(out: &mut String, score: &Score, all: bool) {
     let rows: Vec<&ScoredInjection> = score
         .injected
         .iter()
@@ -194,6 +208,10 @@ pub fn render_table(score: &Score, all: bool) -> String {
             );
         }
     }
+}
+
+/// Every false raised record, under a title (nothing when there are none).
+fn write_false_raised_table(out: &mut String, score: &Score) {
     if !score.false_raised.is_empty() {
         let _ = writeln!(out, "\nFalse raised (matching no injected episode):");
         let _ = writeln!(
@@ -215,8 +233,6 @@ pub fn render_table(score: &Score, all: bool) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\n{}", score.summary_line());
-    out
 }
 
 /// One CSV row per injection (`row` = `injected`) and per false raised record (`row` =

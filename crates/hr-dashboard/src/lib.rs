@@ -86,6 +86,47 @@ pub async fn serve(
     topics.extend(cfg.episodes_topic.clone());
     let shared = Arc::new(reader::Shared::new(&cfg.bootstrap, &topics, cfg.view));
 
+    let threads = start_readers(&cfg, &shared, &topics)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = server::App::new(shared.clone(), cfg.auth_token, cfg.metrics, stop_rx);
+    let publisher = tokio::spawn(server::publish_loop(app.clone()));
+    let scraper = tokio::spawn(server::scrape_loop(app.clone()));
+    let result = axum::serve(listener, server::router(app))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Ends the event streams, which graceful shutdown would otherwise wait for forever.
+            let _ = stop_tx.send(true);
+        })
+        .await;
+
+    shared.stop();
+    let _ = publisher.await;
+    let _ = scraper.await;
+    let joined = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
+    // Closing a consumer leaves its group, which waits on the broker: a dead broker must not
+    // keep a stopped dashboard alive.
+    if tokio::time::timeout(Duration::from_secs(5), joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("The Kafka readers did not close within 5 s; exiting without them.");
+    }
+    result
+}
+
+/// Starts the Kafka side, with `isolation.level=read_committed` and then `cfg.overrides`: the
+/// broker probe, and one reader thread per topic in `topics` (the alerts topic first). Returns
+/// the reader threads.
+fn start_readers(
+    cfg: &DashboardConfig,
+    shared: &Arc<reader::Shared>,
+    topics: &[String],
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut overrides = vec![("isolation.level".to_owned(), "read_committed".to_owned())];
     overrides.extend(cfg.overrides.iter().cloned());
     {
@@ -95,7 +136,7 @@ pub async fn serve(
             shared.clone(),
             cfg.bootstrap.clone(),
             overrides.clone(),
-            topics.clone(),
+            topics.to_vec(),
         );
         std::thread::Builder::new()
             .name("broker-probe".into())
@@ -134,34 +175,5 @@ pub async fn serve(
                 .spawn(move || reader::read_topic(&shared, i, kind, &source))?,
         );
     }
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = server::App::new(shared.clone(), cfg.auth_token, cfg.metrics, stop_rx);
-    let publisher = tokio::spawn(server::publish_loop(app.clone()));
-    let scraper = tokio::spawn(server::scrape_loop(app.clone()));
-    let result = axum::serve(listener, server::router(app))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Ends the event streams, which graceful shutdown would otherwise wait for forever.
-            let _ = stop_tx.send(true);
-        })
-        .await;
-
-    shared.stop();
-    let _ = publisher.await;
-    let _ = scraper.await;
-    let joined = tokio::task::spawn_blocking(move || {
-        for t in threads {
-            let _ = t.join();
-        }
-    });
-    // Closing a consumer leaves its group, which waits on the broker: a dead broker must not
-    // keep a stopped dashboard alive.
-    if tokio::time::timeout(Duration::from_secs(5), joined)
-        .await
-        .is_err()
-    {
-        tracing::warn!("The Kafka readers did not close within 5 s; exiting without them.");
-    }
-    result
+    Ok(threads)
 }

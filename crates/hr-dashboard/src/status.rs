@@ -81,33 +81,8 @@ pub const RECENT_ERROR_MS: u64 = 30_000;
 /// The status line: the broker first (nothing else matters while it is down), then the alerts
 /// reader (`readers[0]`), then record problems on any reader.
 pub fn connection(broker: &BrokerSnap, readers: &[ReaderSnap]) -> Connection {
-    let secs = |ms: u64| ms.div_ceil(1000);
-    match broker.reachable {
-        Some(false) => {
-            return Connection {
-                level: Level::Down,
-                message: format!(
-                    "Kafka broker {} unreachable{}{}; showing the last data received",
-                    broker.bootstrap,
-                    broker
-                        .down_ms
-                        .map(|ms| format!(" for {} s", secs(ms)))
-                        .unwrap_or_default(),
-                    broker
-                        .error
-                        .as_deref()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default(),
-                ),
-            };
-        }
-        None => {
-            return Connection {
-                level: Level::Warn,
-                message: format!("Connecting to Kafka at {}", broker.bootstrap),
-            };
-        }
-        Some(true) => {}
+    if let Some(unanswered) = broker_unanswered(broker) {
+        return unanswered;
     }
     let Some(alerts) = readers.first() else {
         return Connection {
@@ -115,37 +90,9 @@ pub fn connection(broker: &BrokerSnap, readers: &[ReaderSnap]) -> Connection {
             message: "No topic to read".into(),
         };
     };
-    let base = match alerts.phase {
-        Phase::WaitingForTopic => {
-            return Connection {
-                level: Level::Warn,
-                message: format!("Topic {} does not exist yet; waiting for it", alerts.topic),
-            };
-        }
-        Phase::Failed => {
-            return Connection {
-                level: Level::Down,
-                message: format!(
-                    "Cannot read {}: {}",
-                    alerts.topic,
-                    alerts.error.as_deref().unwrap_or("consumer failed")
-                ),
-            };
-        }
-        Phase::Joining => {
-            return Connection {
-                level: Level::Warn,
-                message: format!("Joining the consumer group for {}", alerts.topic),
-            };
-        }
-        Phase::Reading => match alerts.idle_ms {
-            Some(ms) => format!(
-                "Live: {} alerts read, the last {} s ago",
-                alerts.records,
-                ms / 1000
-            ),
-            None => format!("Live: waiting for the first alert on {}", alerts.topic),
-        },
+    let base = match alerts_reading(alerts) {
+        Ok(base) => base,
+        Err(not_reading) => return not_reading,
     };
     let recent = readers
         .iter()
@@ -163,6 +110,66 @@ pub fn connection(broker: &BrokerSnap, readers: &[ReaderSnap]) -> Connection {
             level: Level::Ok,
             message: base,
         },
+    }
+}
+
+/// The status while the broker does not answer, or before the first probe has: `None` once it
+/// answers.
+fn broker_unanswered(broker: &BrokerSnap) -> Option<Connection> {
+    let secs = |ms: u64| ms.div_ceil(1000);
+    match broker.reachable {
+        Some(false) => Some(Connection {
+            level: Level::Down,
+            message: format!(
+                "Kafka broker {} unreachable{}{}; showing the last data received",
+                broker.bootstrap,
+                broker
+                    .down_ms
+                    .map(|ms| format!(" for {} s", secs(ms)))
+                    .unwrap_or_default(),
+                broker
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
+            ),
+        }),
+        None => Some(Connection {
+            level: Level::Warn,
+            message: format!("Connecting to Kafka at {}", broker.bootstrap),
+        }),
+        Some(true) => None,
+    }
+}
+
+/// What the alerts reader is doing: `Ok` with the line for a reader that reads, `Err` with the
+/// whole status for one that does not (waiting for its topic, failed, or joining its group).
+fn alerts_reading(alerts: &ReaderSnap) -> Result<String, Connection> {
+    match alerts.phase {
+        Phase::WaitingForTopic => Err(Connection {
+            level: Level::Warn,
+            message: format!("Topic {} does not exist yet; waiting for it", alerts.topic),
+        }),
+        Phase::Failed => Err(Connection {
+            level: Level::Down,
+            message: format!(
+                "Cannot read {}: {}",
+                alerts.topic,
+                alerts.error.as_deref().unwrap_or("consumer failed")
+            ),
+        }),
+        Phase::Joining => Err(Connection {
+            level: Level::Warn,
+            message: format!("Joining the consumer group for {}", alerts.topic),
+        }),
+        Phase::Reading => Ok(match alerts.idle_ms {
+            Some(ms) => format!(
+                "Live: {} alerts read, the last {} s ago",
+                alerts.records,
+                ms / 1000
+            ),
+            None => format!("Live: waiting for the first alert on {}", alerts.topic),
+        }),
     }
 }
 

@@ -26,17 +26,21 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hr_model::{AlertType, EpisodeKind, EpisodeState};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+mod process;
+mod series;
+
+use process::ProcessCollector;
+use series::{
+    CodeLabel, FloatGauge, KafkaSeries, OutputSeries, PartitionLabel, PartitionSeries,
+    RecordSeries, StateSeries,
+};
 
 /// The `Content-Type` of [`Metrics::render`]'s output: Prometheus text format 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -87,39 +91,6 @@ pub enum CommitResult {
     Aborted,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CodeLabel {
-    code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TypeLabel {
-    r#type: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EpisodeLabels {
-    state: &'static str,
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PartitionLabel {
-    partition: i32,
-}
-
-type FloatGauge = Gauge<f64, AtomicU64>;
-
 /// The job's metrics. Cloning is cheap (an `Arc`); every clone updates the same series.
 #[derive(Clone)]
 pub struct Metrics {
@@ -140,172 +111,35 @@ impl Default for Metrics {
 
 struct Inner {
     registry: Registry,
-    records: [Counter; 4],
-    invalid: Family<CodeLabel, Counter>,
+    records: RecordSeries,
     /// Codes given a series of their own so far (for the [`MAX_CODES`] cap).
     codes: AtomicUsize,
-    windows_fired: Counter,
-    alerts: [Counter; AlertType::ALL.len()],
-    /// `[raised, cleared] x EpisodeKind::ALL`.
-    episodes: [[Counter; EpisodeKind::ALL.len()]; 2],
-    replaced: Counter,
-    lag: Family<PartitionLabel, Gauge>,
-    committed: Family<PartitionLabel, Gauge>,
-    watermark: Family<PartitionLabel, FloatGauge>,
-    max_event_time: Family<PartitionLabel, FloatGauge>,
-    open_windows: Gauge,
-    keys: Gauge,
-    commit_duration: Histogram,
-    restore_duration: Histogram,
-    changelog_bytes: Counter,
-    alert_latency: Histogram,
-    /// `[ok, aborted]`.
-    commits: [Counter; 2],
-    broker_up: Gauge,
+    outputs: OutputSeries,
+    partitions: PartitionSeries,
+    state: StateSeries,
+    kafka: KafkaSeries,
 }
 
 impl Metrics {
     /// Every series registered, counters at zero, no partition yet.
     pub fn new() -> Self {
         let mut registry = Registry::default();
-
-        let records = Family::<OutcomeLabel, Counter>::default();
-        let records_by =
-            OUTCOMES.map(|outcome| records.get_or_create_owned(&OutcomeLabel { outcome }));
-        registry.register(
-            "hr_records",
-            "Input records by outcome: parsed (added to windows), invalid (dead-letter topic), \
-             late (late topic), skipped (already in the restored state, or not owned)",
-            records,
-        );
-        let invalid = Family::<CodeLabel, Counter>::default();
-        registry.register(
-            "hr_invalid_records",
-            "Records sent to the dead-letter topic, by error code",
-            invalid.clone(),
-        );
-        let windows_fired = Counter::default();
-        registry.register(
-            "hr_windows_fired",
-            "Windows fired, re-firings within allowed lateness included",
-            windows_fired.clone(),
-        );
-        let alerts = Family::<TypeLabel, Counter>::default();
-        let alerts_by =
-            AlertType::ALL.map(|t| alerts.get_or_create_owned(&TypeLabel { r#type: t.as_str() }));
-        registry.register("hr_alerts", "Alerts produced, by alert type", alerts);
-        let episodes = Family::<EpisodeLabels, Counter>::default();
-        let episodes_by = [EpisodeState::Raised, EpisodeState::Cleared].map(|state| {
-            EpisodeKind::ALL.map(|kind| {
-                episodes.get_or_create_owned(&EpisodeLabels {
-                    state: state.as_str(),
-                    kind: kind.as_str(),
-                })
-            })
-        });
-        registry.register(
-            "hr_episodes",
-            "Episode records produced, by state (raised, cleared) and kind",
-            episodes,
-        );
-        let replaced = Counter::default();
-        registry.register(
-            "hr_records_replaced",
-            "Output records too large for their topic, replaced by a small dead letter",
-            replaced.clone(),
-        );
-        let lag = Family::<PartitionLabel, Gauge>::default();
-        registry.register(
-            "hr_consumer_lag_records",
-            "Records between the consumer's position and the end of the partition",
-            lag.clone(),
-        );
-        let committed = Family::<PartitionLabel, Gauge>::default();
-        registry.register(
-            "hr_committed_offset",
-            "Last committed offset (the next record to read) of each owned partition",
-            committed.clone(),
-        );
-        let watermark = Family::<PartitionLabel, FloatGauge>::default();
-        registry.register(
-            "hr_watermark_seconds",
-            "Event-time watermark of each owned partition, Unix seconds (+Inf at the end of a \
-             bounded input)",
-            watermark.clone(),
-        );
-        let max_event_time = Family::<PartitionLabel, FloatGauge>::default();
-        registry.register(
-            "hr_max_event_time_seconds",
-            "Largest event time seen in each owned partition, Unix seconds",
-            max_event_time.clone(),
-        );
-        let open_windows = Gauge::default();
-        registry.register(
-            "hr_open_windows",
-            "Key-windows held in state: pending, or fired and still open to late readings",
-            open_windows.clone(),
-        );
-        let keys = Gauge::default();
-        registry.register("hr_keys", "Keys (patients) with state", keys.clone());
-        let commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
-        registry.register(
-            "hr_commit_duration_seconds",
-            "Duration of successful commits (one transaction: outputs, changelog, offsets)",
-            commit_duration.clone(),
-        );
-        let restore_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
-        registry.register(
-            "hr_restore_duration_seconds",
-            "Duration of restoring assigned partitions from the changelog",
-            restore_duration.clone(),
-        );
-        let changelog_bytes = Counter::default();
-        registry.register(
-            "hr_changelog_bytes",
-            "State bytes written to the changelog topic (keys and values)",
-            changelog_bytes.clone(),
-        );
-        let alert_latency = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
-            "hr_alert_latency_seconds",
-            "From the watermark passing a window's end to its alert acknowledged by the broker",
-            alert_latency.clone(),
-        );
-        let commits = Family::<ResultLabel, Counter>::default();
-        let commits_by =
-            ["ok", "aborted"].map(|result| commits.get_or_create_owned(&ResultLabel { result }));
-        registry.register("hr_commits", "Commits by result (ok, aborted)", commits);
-        let broker_up = Gauge::default();
-        registry.register(
-            "hr_broker_up",
-            "1 while the Kafka cluster answers, 0 during an outage",
-            broker_up.clone(),
-        );
-        broker_up.set(1);
+        let records = RecordSeries::register(&mut registry);
+        let outputs = OutputSeries::register(&mut registry);
+        let partitions = PartitionSeries::register(&mut registry);
+        let state = StateSeries::register(&mut registry);
+        let kafka = KafkaSeries::register(&mut registry);
         registry.register_collector(Box::new(ProcessCollector));
 
         Self {
             inner: Arc::new(Inner {
                 registry,
-                records: records_by,
-                invalid,
+                records,
                 codes: AtomicUsize::new(0),
-                windows_fired,
-                alerts: alerts_by,
-                episodes: episodes_by,
-                replaced,
-                lag,
-                committed,
-                watermark,
-                max_event_time,
-                open_windows,
-                keys,
-                commit_duration,
-                restore_duration,
-                changelog_bytes,
-                alert_latency,
-                commits: commits_by,
-                broker_up,
+                outputs,
+                partitions,
+                state,
+                kafka,
             }),
         }
     }
@@ -320,25 +154,25 @@ impl Metrics {
         if n == 0 {
             return;
         }
-        self.inner.records[outcome.index()].inc_by(n);
+        self.inner.records.records[outcome.index()].inc_by(n);
         if let Outcome::Invalid { code } = outcome {
             let mut label = CodeLabel {
                 code: code.to_owned(),
             };
-            if let Some(c) = self.inner.invalid.get(&label) {
+            if let Some(c) = self.inner.records.invalid.get(&label) {
                 c.inc_by(n);
                 return;
             }
             if self.inner.codes.fetch_add(1, Ordering::Relaxed) >= MAX_CODES {
                 label.code = "other".to_owned();
             }
-            self.inner.invalid.get_or_create(&label).inc_by(n);
+            self.inner.records.invalid.get_or_create(&label).inc_by(n);
         }
     }
 
     /// Counts `n` fired windows.
     pub fn windows_fired(&self, n: u64) {
-        self.inner.windows_fired.inc_by(n);
+        self.inner.outputs.windows_fired.inc_by(n);
     }
 
     /// Counts one alert of `alert_type`.
@@ -347,7 +181,7 @@ impl Metrics {
             .iter()
             .position(|t| *t == alert_type)
             .unwrap_or(0);
-        self.inner.alerts[i].inc();
+        self.inner.outputs.alerts[i].inc();
     }
 
     /// Counts one episode record.
@@ -360,17 +194,18 @@ impl Metrics {
             .iter()
             .position(|x| *x == kind)
             .unwrap_or(0);
-        self.inner.episodes[s][k].inc();
+        self.inner.outputs.episodes[s][k].inc();
     }
 
     /// Counts `n` output records replaced by a stand-in because they were too large.
     pub fn records_replaced(&self, n: u64) {
-        self.inner.replaced.inc_by(n);
+        self.inner.outputs.replaced.inc_by(n);
     }
 
     /// Sets `partition`'s consumer lag in records.
     pub fn set_consumer_lag(&self, partition: i32, records: i64) {
         self.inner
+            .partitions
             .lag
             .get_or_create(&PartitionLabel { partition })
             .set(records);
@@ -379,6 +214,7 @@ impl Metrics {
     /// Sets `partition`'s committed offset (the next record a restart reads).
     pub fn set_committed_offset(&self, partition: i32, offset: i64) {
         self.inner
+            .partitions
             .committed
             .get_or_create(&PartitionLabel { partition })
             .set(offset);
@@ -387,33 +223,37 @@ impl Metrics {
     /// Sets `partition`'s watermark, epoch milliseconds; `i64::MAX` (a bounded input's end)
     /// shows as `+Inf`. `None` (no watermark yet) removes the series.
     pub fn set_watermark(&self, partition: i32, watermark_ms: Option<i64>) {
-        set_time(&self.inner.watermark, partition, watermark_ms);
+        set_time(&self.inner.partitions.watermark, partition, watermark_ms);
     }
 
     /// Sets the largest event time seen in `partition`, epoch milliseconds; `None` removes
     /// the series.
     pub fn set_max_event_time(&self, partition: i32, event_time_ms: Option<i64>) {
-        set_time(&self.inner.max_event_time, partition, event_time_ms);
+        set_time(
+            &self.inner.partitions.max_event_time,
+            partition,
+            event_time_ms,
+        );
     }
 
     /// Drops every per-partition series of `partition` (after a revocation), so a partition
     /// that moved to another instance is not reported by two.
     pub fn remove_partition(&self, partition: i32) {
         let label = PartitionLabel { partition };
-        self.inner.lag.remove(&label);
-        self.inner.committed.remove(&label);
-        self.inner.watermark.remove(&label);
-        self.inner.max_event_time.remove(&label);
+        self.inner.partitions.lag.remove(&label);
+        self.inner.partitions.committed.remove(&label);
+        self.inner.partitions.watermark.remove(&label);
+        self.inner.partitions.max_event_time.remove(&label);
     }
 
     /// Sets the number of key-windows held in state.
     pub fn set_open_windows(&self, n: u64) {
-        self.inner.open_windows.set(saturate(n));
+        self.inner.state.open_windows.set(saturate(n));
     }
 
     /// Sets the number of keys with state.
     pub fn set_keys(&self, n: u64) {
-        self.inner.keys.set(saturate(n));
+        self.inner.state.keys.set(saturate(n));
     }
 
     /// Counts a commit by result; a successful one's duration goes into
@@ -421,35 +261,41 @@ impl Metrics {
     pub fn observe_commit(&self, result: CommitResult, took: Duration) {
         match result {
             CommitResult::Ok => {
-                self.inner.commits[0].inc();
-                self.inner.commit_duration.observe(took.as_secs_f64());
+                self.inner.kafka.commits[0].inc();
+                self.inner.kafka.commit_duration.observe(took.as_secs_f64());
             }
             CommitResult::Aborted => {
-                self.inner.commits[1].inc();
+                self.inner.kafka.commits[1].inc();
             }
         }
     }
 
     /// Records how long restoring an assignment from the changelog took.
     pub fn observe_restore(&self, took: Duration) {
-        self.inner.restore_duration.observe(took.as_secs_f64());
+        self.inner
+            .kafka
+            .restore_duration
+            .observe(took.as_secs_f64());
     }
 
     /// Counts `bytes` of state written to the changelog.
     pub fn add_changelog_bytes(&self, bytes: u64) {
-        self.inner.changelog_bytes.inc_by(bytes);
+        self.inner.kafka.changelog_bytes.inc_by(bytes);
     }
 
     /// Records one alert's latency: from the watermark passing its window's end to the
     /// broker acknowledging it (its transaction committed, or its send acknowledged with
     /// at-least-once).
     pub fn observe_alert_latency(&self, latency: Duration) {
-        self.inner.alert_latency.observe(latency.as_secs_f64());
+        self.inner
+            .kafka
+            .alert_latency
+            .observe(latency.as_secs_f64());
     }
 
     /// Whether the Kafka cluster answers.
     pub fn set_broker_up(&self, up: bool) {
-        self.inner.broker_up.set(i64::from(up));
+        self.inner.kafka.broker_up.set(i64::from(up));
     }
 
     /// The Prometheus text (format 0.0.4) of every series, process metrics read now.
@@ -482,95 +328,6 @@ fn set_time(family: &Family<PartitionLabel, FloatGauge>, partition: i32, ms: Opt
         }
     }
 }
-
-/// `process_*` metrics, read from `/proc/self` at each scrape (Linux; elsewhere, or when
-/// `/proc` is not mounted, they are left out).
-#[derive(Debug)]
-struct ProcessCollector;
-
-impl Collector for ProcessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = ProcessStats::read();
-        if let Some(rss) = stats.resident_bytes {
-            let g = ConstGauge::new(saturate(rss));
-            g.encode(encoder.encode_descriptor(
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes",
-                None,
-                g.metric_type(),
-            )?)?;
-        }
-        if let Some(cpu) = stats.cpu_seconds {
-            let c = ConstCounter::new(cpu);
-            c.encode(encoder.encode_descriptor(
-                "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
-                None,
-                c.metric_type(),
-            )?)?;
-        }
-        if let Some(fds) = stats.open_fds {
-            let g = ConstGauge::new(saturate(fds));
-            g.encode(encoder.encode_descriptor(
-                "process_open_fds",
-                "Number of open file descriptors",
-                None,
-                g.metric_type(),
-            )?)?;
-        }
-        Ok(())
-    }
-}
-
-/// What `/proc/self` says about this process; `None` where it could not be read.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct ProcessStats {
-    resident_bytes: Option<u64>,
-    cpu_seconds: Option<f64>,
-    open_fds: Option<u64>,
-}
-
-impl ProcessStats {
-    fn read() -> Self {
-        let page = sysconf(libc::_SC_PAGESIZE);
-        let ticks = sysconf(libc::_SC_CLK_TCK);
-        let statm = std::fs::read_to_string("/proc/self/statm").ok();
-        let stat = std::fs::read_to_string("/proc/self/stat").ok();
-        Self {
-            resident_bytes: statm
-                .as_deref()
-                .and_then(|s| parse_statm_resident(s, page?)),
-            cpu_seconds: stat.as_deref().and_then(|s| parse_stat_cpu(s, ticks?)),
-            open_fds: std::fs::read_dir("/proc/self/fd")
-                .ok()
-                .map(|d| d.count() as u64),
-        }
-    }
-}
-
-fn sysconf(name: libc::c_int) -> Option<u64> {
-    // SAFETY: sysconf takes an integer and returns an integer; it touches no memory of ours.
-    let v = unsafe { libc::sysconf(name) };
-    u64::try_from(v).ok().filter(|v| *v > 0)
-}
-
-/// Resident bytes from `/proc/self/statm` (`size resident shared ...`, in pages).
-fn parse_statm_resident(statm: &str, page_bytes: u64) -> Option<u64> {
-    let pages: u64 = statm.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    pages.checked_mul(page_bytes)
-}
-
-/// User + system CPU seconds from `/proc/self/stat`. The command name (field 2) is in
-/// parentheses and may hold spaces or parentheses itself, so fields are counted from the last
-/// `)`: utime and stime are fields 14 and 15, in clock ticks.
-fn parse_stat_cpu(stat: &str, ticks_per_second: u64) -> Option<f64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / ticks_per_second as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -857,20 +614,5 @@ mod tests {
             t.contains("# TYPE process_cpu_seconds_total counter"),
             "{t}"
         );
-    }
-
-    #[test]
-    fn proc_files_parse_with_awkward_command_names() {
-        // Field 2 holds spaces and a `)`; utime = 250 ticks, stime = 50 ticks.
-        let stat = "4242 (hr job) x) S 1 4242 4242 0 -1 4194560 2260 0 0 0 250 50 0 0 20 0 5 0 \
-                    1234 56789 1234 18446744073709551615";
-        assert_eq!(parse_stat_cpu(stat, 100), Some(3.0));
-        assert_eq!(parse_stat_cpu("garbage", 100), None);
-        assert_eq!(parse_stat_cpu("1 (x) S 1 2", 100), None);
-        assert_eq!(
-            parse_statm_resident("5000 1200 300 1 0 900 0\n", 4096),
-            Some(1200 * 4096)
-        );
-        assert_eq!(parse_statm_resident("5000", 4096), None);
     }
 }

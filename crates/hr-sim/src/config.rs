@@ -139,14 +139,33 @@ impl SimConfig {
         if !(self.rate_per_sec.is_finite() && self.rate_per_sec > 0.0) {
             return Err(ConfigError::BadRate(self.rate_per_sec));
         }
+        self.check_fractions()?;
+        self.check_lengths()?;
+        self.check_delays()?;
+        if self.faults.malformed > 0.0 && self.faults.malformed_kinds.is_empty() {
+            return Err(ConfigError::NoMalformedKinds);
+        }
+        self.check_ranges()?;
+        self.check_patient_settings()?;
+        // A year of margin either side leaves room for skew, delays and long runs.
+        const YEAR_MS: i64 = 366 * 86_400_000;
+        if !(hr_model::MIN_TIMESTAMP_MS + YEAR_MS..=hr_model::MAX_TIMESTAMP_MS - YEAR_MS)
+            .contains(&self.start_ms)
+        {
+            return Err(ConfigError::StartOutOfRange(self.start_ms));
+        }
+        Ok(())
+    }
+
+    /// Every fraction lies in 0..=1, and the per-reading fault fractions add up to at most 1.
+    fn check_fractions(&self) -> Result<(), ConfigError> {
         let f = &self.faults;
-        let e = &self.episodes;
         for (name, value) in [
             ("out_of_order", f.out_of_order),
             ("late", f.late),
             ("malformed", f.malformed),
             ("duplicate", f.duplicate),
-            ("bradycardia_share", e.bradycardia_share),
+            ("bradycardia_share", self.episodes.bradycardia_share),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::BadFraction { name, value });
@@ -156,6 +175,14 @@ impl SimConfig {
         if sum > 1.0 {
             return Err(ConfigError::FractionsExceedOne(sum));
         }
+        Ok(())
+    }
+
+    /// The delays, the silence and the plateau are positive; the ramps and the rates of
+    /// episodes and silences are finite and not negative.
+    fn check_lengths(&self) -> Result<(), ConfigError> {
+        let f = &self.faults;
+        let e = &self.episodes;
         for (name, value) in [
             ("out_of_order_max_ms", f.out_of_order_max_ms as f64),
             ("late_delay_ms", f.late_delay_ms as f64),
@@ -176,6 +203,13 @@ impl SimConfig {
                 return Err(ConfigError::NotPositive { name, value });
             }
         }
+        Ok(())
+    }
+
+    /// When in use, the out-of-order bound lets the next reading overtake a held-back one, and
+    /// the late delay exceeds the out-of-order bound.
+    fn check_delays(&self) -> Result<(), ConfigError> {
+        let f = &self.faults;
         let gap_ms = self.gap_ms();
         if f.out_of_order > 0.0 && f.out_of_order_max_ms <= gap_ms {
             return Err(ConfigError::BoundTooShort {
@@ -189,12 +223,14 @@ impl SimConfig {
                 bound_ms: f.out_of_order_max_ms,
             });
         }
-        if f.malformed > 0.0 && f.malformed_kinds.is_empty() {
-            return Err(ConfigError::NoMalformedKinds);
-        }
+        Ok(())
+    }
+
+    /// The silence and plateau ranges are not empty.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
         for (min_ms, max_ms) in [
-            (f.silence_ms, f.silence_max_ms),
-            (e.plateau_ms, e.plateau_max_ms),
+            (self.faults.silence_ms, self.faults.silence_max_ms),
+            (self.episodes.plateau_ms, self.episodes.plateau_max_ms),
         ] {
             if let Some(max_ms) = max_ms
                 && max_ms < min_ms
@@ -202,6 +238,13 @@ impl SimConfig {
                 return Err(ConfigError::EmptyRange { min_ms, max_ms });
             }
         }
+        Ok(())
+    }
+
+    /// Clock skews and planned silences name patients of the run, and each planned silence
+    /// starts at or after the run's start and lasts a positive time.
+    fn check_patient_settings(&self) -> Result<(), ConfigError> {
+        let f = &self.faults;
         let ids = f
             .clock_skew
             .iter()
@@ -220,13 +263,6 @@ impl SimConfig {
                     duration_ms: p.duration_ms,
                 });
             }
-        }
-        // A year of margin either side leaves room for skew, delays and long runs.
-        const YEAR_MS: i64 = 366 * 86_400_000;
-        if !(hr_model::MIN_TIMESTAMP_MS + YEAR_MS..=hr_model::MAX_TIMESTAMP_MS - YEAR_MS)
-            .contains(&self.start_ms)
-        {
-            return Err(ConfigError::StartOutOfRange(self.start_ms));
         }
         Ok(())
     }

@@ -7,19 +7,20 @@
 //! or swallowed (silence). Held-back readings wait in a queue ordered by delivery time, so the
 //! output order is the order a consumer would see them arrive in.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+mod held;
+mod monitor;
+mod record;
 
-use hr_model::Event;
 use rand::RngExt;
-use rand_distr::{Distribution, Exp};
+use rand_distr::Exp;
 use rand_pcg::Pcg64Mcg;
 
+pub use self::record::{Record, RecordRef};
 pub use crate::config::{ConfigError, SimConfig};
-use crate::faults::{Fault, FaultCounts, write_malformed};
-use crate::patient::Patient;
-use crate::seed::stream;
-use crate::truth::{EpisodeTruth, GroundTruth, PatientTruth, Silence};
+use crate::faults::{Fault, FaultConfig, FaultCounts, write_malformed};
+use crate::truth::GroundTruth;
+use held::{HeldBack, Pending};
+use monitor::Monitor;
 
 /// The id of patient `index` (0-based): `p001`, `p002`, ..., `p999`, `p1000`, ...
 pub fn patient_id(index: usize) -> String {
@@ -36,73 +37,6 @@ pub(crate) fn patient_index(id: &str) -> Option<usize> {
     (n >= 1 && patient_id(n - 1) == id).then(|| n - 1)
 }
 
-/// One record as it leaves the simulator, borrowed from the simulation's reused buffers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordRef<'a> {
-    /// The Kafka key: the patient id of the monitor that sent it.
-    pub key: &'a str,
-    /// The JSON bytes (valid, or malformed when `fault` says so).
-    pub payload: &'a [u8],
-    /// The timestamp written in the record (the device's clock, skew included).
-    pub event_time_ms: i64,
-    /// When the reading was really taken (the simulation's clock).
-    pub reading_time_ms: i64,
-    /// When the record is delivered on the simulation's clock; a real-time run waits for it.
-    pub deliver_at_ms: i64,
-    /// The heart rate the monitor measured.
-    pub heart_rate_bpm: u16,
-    /// What, if anything, is unusual about this record.
-    pub fault: Option<Fault>,
-}
-
-impl RecordRef<'_> {
-    /// An owned copy.
-    pub fn to_record(&self) -> Record {
-        Record {
-            patient_id: self.key.to_owned(),
-            payload: self.payload.to_vec(),
-            event_time_ms: self.event_time_ms,
-            reading_time_ms: self.reading_time_ms,
-            deliver_at_ms: self.deliver_at_ms,
-            heart_rate_bpm: self.heart_rate_bpm,
-            fault: self.fault,
-        }
-    }
-}
-
-/// An owned [`RecordRef`], as the [`Simulation`] iterator yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// The Kafka key: the patient id of the monitor that sent it.
-    pub patient_id: String,
-    /// The JSON bytes.
-    pub payload: Vec<u8>,
-    /// The timestamp written in the record (device clock).
-    pub event_time_ms: i64,
-    /// When the reading was really taken.
-    pub reading_time_ms: i64,
-    /// When the record is delivered on the simulation's clock.
-    pub deliver_at_ms: i64,
-    /// The heart rate the monitor measured.
-    pub heart_rate_bpm: u16,
-    /// What, if anything, is unusual about this record.
-    pub fault: Option<Fault>,
-}
-
-impl Record {
-    /// The event this record carries, or `None` for a malformed record.
-    pub fn event(&self) -> Option<Event> {
-        match self.fault {
-            Some(Fault::Malformed(_)) => None,
-            _ => Some(Event {
-                patient_id: self.patient_id.clone(),
-                event_time_ms: self.event_time_ms,
-                heart_rate_bpm: self.heart_rate_bpm,
-            }),
-        }
-    }
-}
-
 /// The per-reading fault a draw picked.
 #[derive(Clone, Copy)]
 enum Choice {
@@ -112,64 +46,27 @@ enum Choice {
     Duplicate,
 }
 
-/// A reading waiting for its delivery time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
-    deliver_at_ms: i64,
-    /// Ties in delivery time keep the order the readings were held back in.
-    seq: u64,
-    patient: u32,
-    reading_time_ms: i64,
-    bpm: u16,
-    fault: Option<Fault>,
-}
-
-/// A monitor: one patient's heart, its device clock and its faults.
-struct Monitor {
-    /// The event rewritten for every reading, so the id is formatted once per run.
-    event: Event,
-    patient: Patient,
-    skew_ms: i64,
-    fault_rng: Pcg64Mcg,
-    next_silence_ms: i64,
-    silent_until_ms: i64,
-    /// Planned silences not begun yet, `(from, until)` on the simulation clock, by start.
-    planned: VecDeque<(i64, i64)>,
-    silences: Vec<Silence>,
-    counts: FaultCounts,
-    /// Reading time of the newest valid record sent (malformed ones move no watermark).
-    newest_sent_ms: i64,
-}
-
-impl Monitor {
-    /// Starts (or extends the current silence with) every planned silence due at `t`.
-    fn start_planned_silences(&mut self, t: i64) {
-        while let Some(&(from, until)) = self.planned.front() {
-            if t < from {
-                break;
-            }
-            self.planned.pop_front();
-            if until <= t {
-                // It lay wholly between two readings: no reading was lost to it.
-                continue;
-            }
-            if t < self.silent_until_ms {
-                // Already silent: one longer gap, not two back to back.
-                if until > self.silent_until_ms {
-                    self.silent_until_ms = until;
-                    if let Some(last) = self.silences.last_mut() {
-                        last.end_ms = until + self.skew_ms;
-                    }
-                }
-            } else {
-                self.silent_until_ms = until;
-                self.silences.push(Silence {
-                    start_ms: t + self.skew_ms,
-                    end_ms: until + self.skew_ms,
-                });
-                self.counts.silences += 1;
-            }
+impl Choice {
+    /// The fault drawn from `rng` for one reading, `None` for none. Without per-reading faults
+    /// nothing is drawn.
+    fn draw(faults: &FaultConfig, rng: &mut Pcg64Mcg) -> Option<Self> {
+        if !faults.any_per_reading() {
+            return None;
         }
+        let u: f64 = rng.random();
+        let mut edge = 0.0;
+        [
+            (faults.out_of_order, Choice::OutOfOrder),
+            (faults.late, Choice::Late),
+            (faults.malformed, Choice::Malformed),
+            (faults.duplicate, Choice::Duplicate),
+        ]
+        .into_iter()
+        .find(|&(fraction, _)| {
+            edge += fraction;
+            u < edge
+        })
+        .map(|(_, c)| c)
     }
 }
 
@@ -192,8 +89,7 @@ pub struct Simulation {
     end_ms: Option<i64>,
     tick: u64,
     generating: bool,
-    pending: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    held: HeldBack,
     malformed_cursor: usize,
     silence_gap: Option<Exp<f64>>,
     buf: Vec<u8>,
@@ -227,54 +123,7 @@ impl Simulation {
             Exp::new(config.faults.silence_rate_per_hour / 3_600_000.0).expect("validated positive")
         });
         let monitors = (0..config.patients)
-            .map(|i| {
-                let id = patient_id(i);
-                let skew_ms = config
-                    .faults
-                    .clock_skew
-                    .iter()
-                    .rev()
-                    .find(|(p, _)| *p == id)
-                    .map_or(0, |&(_, s)| s);
-                let mut fault_rng = stream(config.seed, i, 3);
-                let mut planned: Vec<(i64, i64)> = config
-                    .faults
-                    .planned_silences
-                    .iter()
-                    .filter(|p| p.patient_id == id)
-                    .map(|p| {
-                        let from = config.start_ms.saturating_add(p.after_ms);
-                        (from, from.saturating_add(p.duration_ms))
-                    })
-                    .collect();
-                planned.sort_unstable();
-                let next_silence_ms = match &silence_gap {
-                    Some(d) => config.start_ms + d.sample(&mut fault_rng) as i64,
-                    None => i64::MAX,
-                };
-                Monitor {
-                    event: Event {
-                        patient_id: id,
-                        event_time_ms: 0,
-                        heart_rate_bpm: 0,
-                    },
-                    patient: Patient::new(
-                        config.seed,
-                        i,
-                        config.start_ms,
-                        interval_ms,
-                        &config.episodes,
-                    ),
-                    skew_ms,
-                    fault_rng,
-                    next_silence_ms,
-                    silent_until_ms: i64::MIN,
-                    planned: planned.into(),
-                    newest_sent_ms: i64::MIN,
-                    silences: Vec::new(),
-                    counts: FaultCounts::default(),
-                }
-            })
+            .map(|i| Monitor::new(&config, i, interval_ms, silence_gap.as_ref()))
             .collect();
         Ok(Self {
             end_ms: config
@@ -285,8 +134,7 @@ impl Simulation {
             period_us,
             tick: 0,
             generating: true,
-            pending: BinaryHeap::new(),
-            seq: 0,
+            held: HeldBack::default(),
             malformed_cursor: 0,
             silence_gap,
             buf: Vec::with_capacity(128),
@@ -360,15 +208,9 @@ impl Simulation {
             }
             // A held-back reading goes out before any reading taken at or after its delivery
             // time: that is what makes it arrive behind newer readings.
-            if let Some(Reverse(mut p)) = self.pending.peek().copied()
-                && p.deliver_at_ms <= t
-            {
-                self.pending.pop();
+            if let Some(p) = self.held.take_due(t) {
                 if let Some(retry_at) = self.not_yet(&p) {
-                    p.deliver_at_ms = retry_at;
-                    self.seq += 1;
-                    p.seq = self.seq;
-                    self.pending.push(Reverse(p));
+                    self.held.put_back(p, retry_at);
                     continue;
                 }
                 let e = Emitted {
@@ -422,29 +264,7 @@ impl Simulation {
         let m = &mut self.monitors[p];
         // The heart keeps beating while the monitor is silent, so the model advances either way.
         let bpm = m.patient.reading(t);
-        m.start_planned_silences(t);
-        if t >= m.next_silence_ms && t >= m.silent_until_ms {
-            // A fixed length spends no draw, so runs without a range keep their bytes.
-            let length = match faults.silence_max_ms {
-                Some(max) if max > faults.silence_ms => {
-                    m.fault_rng.random_range(faults.silence_ms..=max)
-                }
-                _ => faults.silence_ms,
-            };
-            let until = t + length;
-            m.silent_until_ms = until;
-            m.silences.push(Silence {
-                start_ms: t + m.skew_ms,
-                end_ms: until + m.skew_ms,
-            });
-            m.counts.silences += 1;
-            let gap = self
-                .silence_gap
-                .expect("silences are scheduled only with a rate");
-            m.next_silence_ms = until + gap.sample(&mut m.fault_rng) as i64;
-        }
-        if t < m.silent_until_ms {
-            m.counts.silenced_readings += 1;
+        if m.swallows(t, faults, self.silence_gap.as_ref()) {
             return None;
         }
         let now = Emitted {
@@ -454,49 +274,30 @@ impl Simulation {
             bpm,
             fault: None,
         };
-        if !faults.any_per_reading() {
-            return Some(now);
-        }
-        let u: f64 = m.fault_rng.random();
-        let mut edge = 0.0;
-        let choice = [
-            (faults.out_of_order, Choice::OutOfOrder),
-            (faults.late, Choice::Late),
-            (faults.malformed, Choice::Malformed),
-            (faults.duplicate, Choice::Duplicate),
-        ]
-        .into_iter()
-        .find(|&(fraction, _)| {
-            edge += fraction;
-            u < edge
-        })
-        .map(|(_, c)| c);
-        match choice {
+        match Choice::draw(faults, &mut m.fault_rng) {
             None => Some(now),
-            Some(Choice::OutOfOrder) => {
+            Some(choice) => self.inflict(choice, now),
+        }
+    }
+
+    /// Inflicts the fault `choice` on the reading `now`: returns what is delivered now, if
+    /// anything, and holds back the rest.
+    fn inflict(&mut self, choice: Choice, now: Emitted) -> Option<Emitted> {
+        let faults = &self.config.faults;
+        match choice {
+            Choice::OutOfOrder => {
                 // Strictly more than one reading gap, so at least the next reading overtakes it.
                 let min = self.period_us.div_ceil(1000) as i64 + 1;
-                let delay = m.fault_rng.random_range(min..=faults.out_of_order_max_ms);
-                hold(
-                    &mut self.pending,
-                    &mut self.seq,
-                    now,
-                    delay,
-                    Fault::OutOfOrder,
-                );
+                let rng = &mut self.monitors[now.patient].fault_rng;
+                let delay = rng.random_range(min..=faults.out_of_order_max_ms);
+                self.held.hold(now, delay, Fault::OutOfOrder);
                 None
             }
-            Some(Choice::Late) => {
-                hold(
-                    &mut self.pending,
-                    &mut self.seq,
-                    now,
-                    faults.late_delay_ms,
-                    Fault::Late,
-                );
+            Choice::Late => {
+                self.held.hold(now, faults.late_delay_ms, Fault::Late);
                 None
             }
-            Some(Choice::Malformed) => {
+            Choice::Malformed => {
                 let kinds = &faults.malformed_kinds;
                 let kind = kinds[self.malformed_cursor % kinds.len()];
                 self.malformed_cursor += 1;
@@ -505,9 +306,9 @@ impl Simulation {
                     ..now
                 })
             }
-            Some(Choice::Duplicate) => {
+            Choice::Duplicate => {
                 // The copy goes right behind the original, as a producer retry would send it.
-                hold(&mut self.pending, &mut self.seq, now, 0, Fault::Duplicate);
+                self.held.hold(now, 0, Fault::Duplicate);
                 Some(now)
             }
         }
@@ -553,19 +354,7 @@ impl Simulation {
             .iter()
             .map(|m| {
                 totals.add(&m.counts);
-                PatientTruth {
-                    patient_id: m.event.patient_id.clone(),
-                    baseline_bpm: (m.patient.baseline_bpm() * 10.0).round() / 10.0,
-                    clock_skew_ms: m.skew_ms,
-                    episodes: m
-                        .patient
-                        .episodes()
-                        .iter()
-                        .map(|e| EpisodeTruth::new(e, m.skew_ms))
-                        .collect(),
-                    silences: m.silences.clone(),
-                    faults: m.counts.clone(),
-                }
+                m.truth()
             })
             .collect();
         GroundTruth {
@@ -574,34 +363,11 @@ impl Simulation {
             last_reading_ms: self.last_reading_ms,
             readings: self.readings,
             records: self.records,
-            unsent: self
-                .pending
-                .iter()
-                .filter(|Reverse(p)| p.fault != Some(Fault::Duplicate))
-                .count() as u64,
+            unsent: self.held.unsent(),
             faults: totals,
             patients,
         }
     }
-}
-
-/// Queues `e` for delivery `delay_ms` after it was taken.
-fn hold(
-    pending: &mut BinaryHeap<Reverse<Pending>>,
-    seq: &mut u64,
-    e: Emitted,
-    delay_ms: i64,
-    fault: Fault,
-) {
-    *seq += 1;
-    pending.push(Reverse(Pending {
-        deliver_at_ms: e.reading_time_ms + delay_ms,
-        seq: *seq,
-        patient: e.patient as u32,
-        reading_time_ms: e.reading_time_ms,
-        bpm: e.bpm,
-        fault: Some(fault),
-    }));
 }
 
 impl Iterator for Simulation {

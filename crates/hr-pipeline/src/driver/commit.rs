@@ -54,13 +54,17 @@ pub(super) struct Link {
 /// Where the job is.
 ///
 /// `Reading` → `Committing` when an at-least-once commit is handed to the committer thread,
-/// back to `Reading` once its outcome is settled; `Reading` → `Draining` when the input ends or
-/// the job is stopped (the last commit is done inline), → `Done` once it went through.
-/// Rebalances, rewinds and inline commits happen in `Reading`: each settles a commit in flight
-/// first.
+/// back to `Reading` once its outcome is settled; `Reading` ⇄ `Rebalancing` while the consumer
+/// rejoins its group; `Reading` → `Draining` when the input ends or the job is stopped (the
+/// last commit is done inline), → `Done` once it went through. Assignments, revocations,
+/// rewinds and inline commits each settle a commit in flight first.
 pub(super) enum State {
     /// Reading, no commit in flight.
     Reading,
+    /// Reading while the consumer rejoins its group: a commit sent now would carry the old
+    /// generation and be refused as the new one settles (aborted and redone: a second's
+    /// stall), so commits wait for the rejoin, for up to a bound past the commit interval.
+    Rebalancing,
     /// Reading on while a commit runs on the committer thread.
     Committing(Ticket),
     /// The loop has ended: outputs of a finished input, then the last commit.
@@ -148,6 +152,7 @@ impl<K: Broker> Job<'_, K> {
     }
 
     /// Whether a commit is on the committer thread.
+    #[cfg(test)]
     pub(super) fn in_flight(&self) -> bool {
         matches!(self.state, State::Committing(_))
     }

@@ -200,20 +200,32 @@ impl<'a, K: Broker> Job<'a, K> {
             self.watch_broker(now)?;
             self.update_gauges(now);
         }
-        // A commit sent while the consumer rejoins its group would carry the old generation
-        // and be refused as the new one settles (aborted and redone: a second's stall); it
-        // waits for the rejoin, for up to REJOIN_DEFERRAL.
+        self.follow_group();
         let since = now.duration_since(self.last_commit);
-        if since >= self.cfg.commit_interval
-            && self.dirty
-            && !self.in_flight()
-            && (!self.kafka.rejoining() || since >= self.cfg.commit_interval + REJOIN_DEFERRAL)
-        {
+        let due = match self.state {
+            State::Reading => since >= self.cfg.commit_interval,
+            State::Rebalancing => since >= self.cfg.commit_interval + REJOIN_DEFERRAL,
+            State::Committing(_) | State::Draining | State::Done => false,
+        };
+        if due && self.dirty {
             self.last_commit = now;
             self.commit_in_turn()?;
         }
         self.log_progress(now);
         Ok(true)
+    }
+
+    /// `Reading` ⇄ `Rebalancing` as the consumer rejoins its group and is back.
+    fn follow_group(&mut self) {
+        let rejoining = self.kafka.rejoining();
+        match self.state {
+            State::Reading if rejoining => {
+                tracing::debug!("The consumer rejoins its group; commits wait.");
+                self.state = State::Rebalancing;
+            }
+            State::Rebalancing if !rejoining => self.state = State::Reading,
+            _ => {}
+        }
     }
 
     /// After the loop: a finished bounded input fires what is open, and the last commit.

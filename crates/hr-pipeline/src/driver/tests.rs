@@ -15,9 +15,10 @@ use hr_model::Validation;
 
 use super::batch::{Batch, BatchRecord, Item};
 use super::broker::{Broker, Transaction};
-use super::commit::{self, COMMIT_TIMEOUT};
+use super::commit::{self, COMMIT_TIMEOUT, State};
 use super::committer::Committer;
 use super::job::{Closing, Job};
+use super::rebalance::RevokeBarrier;
 use super::rebalance::lock;
 use super::{Guarantee, RunConfig};
 use crate::changelog::ChangelogRecord;
@@ -39,6 +40,8 @@ struct Cluster {
     failing_commits: VecDeque<KafkaError>,
     /// Why the producer refused an output (the job's outputs keep the first).
     refused_output: Option<KafkaError>,
+    /// The consumer is rejoining its group.
+    rejoining: bool,
     /// Every abort fails (librdkafka left in a state it cannot abort from).
     aborts_fail: bool,
     /// The next commit goes through but its answer is lost: it fails in doubt.
@@ -214,7 +217,7 @@ impl Broker for Fake {
     }
 
     fn rejoining(&self) -> bool {
-        false
+        self.cluster().rejoining
     }
 }
 
@@ -646,4 +649,54 @@ fn producers_failing_again_and_again_end_the_job_instead_of_looping() {
     assert_eq!(round as u32, super::restore::MAX_RENEWALS, "{text}");
     assert!(text.contains("in a row"), "{text}");
     assert_eq!(fake.cluster().renewals as u32, super::restore::MAX_RENEWALS);
+}
+
+#[test]
+fn a_turn_applies_a_batch_commits_when_due_and_waits_while_the_group_rebalances() {
+    let mut rig = Rig::new(Guarantee::ExactlyOnce);
+    rig.cfg.commit_interval = Duration::ZERO;
+    let (mut job, fake) = (rig.job(), &rig.fake);
+    let (to_job, batches) = std::sync::mpsc::sync_channel(2);
+    let (recycle, spare) = std::sync::mpsc::channel();
+    let barrier = RevokeBarrier::default();
+    let validation = Validation::default();
+    job.on_assign(&[0, 1]).unwrap();
+    // The consumer is rejoining its group: the batch is applied, the commit waits.
+    fake.cluster().rejoining = true;
+    to_job
+        .send(Ok(batch(&[
+            Polled::Records(0, 0..3),
+            Polled::Records(1, 0..2),
+        ])))
+        .unwrap();
+    assert!(job.turn(&barrier, &batches, &recycle, &validation).unwrap());
+    assert_eq!(job.processor.offsets(), offsets(&[(0, 3), (1, 2)]));
+    assert!(matches!(job.state, State::Rebalancing));
+    assert!(
+        fake.cluster().commits.is_empty(),
+        "no commit while rejoining"
+    );
+    assert!(
+        spare.try_recv().is_ok(),
+        "the batch goes back to the reader"
+    );
+    // Back in the group: the commit is due at once.
+    fake.cluster().rejoining = false;
+    assert!(job.turn(&barrier, &batches, &recycle, &validation).unwrap());
+    assert!(matches!(job.state, State::Reading));
+    assert_eq!(fake.cluster().commits, vec![offsets(&[(0, 3), (1, 2)])]);
+    // A revocation the reader thread waits on is served by the next turn, with a commit of
+    // what was read since (a revocation does not wait for the rejoin: it is part of it).
+    fake.cluster().rejoining = true;
+    to_job.send(Ok(batch(&[Polled::Records(1, 2..4)]))).unwrap();
+    assert!(job.turn(&barrier, &batches, &recycle, &validation).unwrap());
+    assert_eq!(fake.cluster().commits.len(), 1);
+    *lock(&barrier.pending) = Some((vec![1], false));
+    assert!(job.turn(&barrier, &batches, &recycle, &validation).unwrap());
+    assert!(barrier.pending().is_none(), "the reader thread is released");
+    assert!(!job.processor.owns(1));
+    assert_eq!(fake.cluster().committed, offsets(&[(0, 3), (1, 4)]));
+    // The reader thread has ended: the loop ends.
+    drop(to_job);
+    assert!(!job.turn(&barrier, &batches, &recycle, &validation).unwrap());
 }

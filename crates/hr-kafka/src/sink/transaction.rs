@@ -1,0 +1,249 @@
+//! The transactional steps of a [`Sink`]: initialising, committing with the consumer's offsets
+//! and aborting, each guarded against a librdkafka call that never returns.
+//!
+//! A transactional sink ([`Sink::transactional`]) is always inside a transaction:
+//! [`Sink::commit`] puts the consumer's offsets into it (KIP-447: with the consumer's group
+//! metadata, so the group coordinator refuses a member that has lost its partitions), commits,
+//! and begins the next; [`Sink::abort`] throws the open one away. `read_committed` consumers see
+//! a transaction's records all at once or never.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::producer::{Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::Sink;
+use crate::{DeliveryLog, KafkaError, Source};
+
+/// The time left until `deadline`, at least a second: a call given no time at all cannot
+/// succeed even when the broker is back.
+fn left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1))
+}
+
+/// How long past its own timeout a transactional call may take before it is given up on.
+const STUCK_MARGIN: Duration = Duration::from_secs(5);
+
+/// The producer a transactional call runs on, shared with the thread that runs it.
+type TxnProducer = ThreadedProducer<DeliveryLog>;
+
+/// Runs the transactional call `f` on a thread of its own and waits for it up to `timeout` plus
+/// a margin. librdkafka's `send_offsets_to_transaction` can block forever when the group
+/// coordinator it has cached went away (librdkafka issues #5456 and #5511: its timeout is not
+/// enforced for coordinator requests); a call that does not return in time is left behind with
+/// its producer, and the error says the producer must be replaced.
+fn guarded(
+    producer: &TxnProducer,
+    what: &'static str,
+    timeout: Duration,
+    f: impl FnOnce(&TxnProducer, Duration) -> Result<(), RdError> + Send + 'static,
+) -> Result<(), GuardedError> {
+    let producer = producer.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hr-txn-call".into())
+        .spawn(move || {
+            let _ = tx.send(f(&producer, timeout));
+        })
+        .map_err(|e| GuardedError::Failed(KafkaError::State(format!("starting {what}: {e}"))))?;
+    match rx.recv_timeout(timeout + STUCK_MARGIN) {
+        Ok(r) => r.map_err(|e| GuardedError::Failed(e.into())),
+        Err(_) => Err(GuardedError::Stuck(KafkaError::State(format!(
+            "{what} did not return within {} s of its {} s timeout; the producer is given up",
+            STUCK_MARGIN.as_secs(),
+            timeout.as_secs()
+        )))),
+    }
+}
+
+/// How a [`guarded`] call failed.
+enum GuardedError {
+    /// It returned this error.
+    Failed(KafkaError),
+    /// It did not return: the producer cannot be used again.
+    Stuck(KafkaError),
+}
+
+/// Calls the transactional step `f` with the time left, again while librdkafka says the call
+/// must be repeated to resume (a timeout, a coordinator moving), until `deadline`. Each call
+/// runs [`guarded`]; one that never returns sets `stuck`.
+fn resume(
+    producer: &TxnProducer,
+    what: &'static str,
+    deadline: Instant,
+    stuck: &mut bool,
+    f: impl Fn(&TxnProducer, Duration) -> Result<(), RdError> + Send + Sync + Clone + 'static,
+) -> Result<(), KafkaError> {
+    loop {
+        let result = match guarded(producer, what, left(deadline), f.clone()) {
+            Ok(()) => Ok(()),
+            Err(GuardedError::Failed(e)) => Err(e),
+            Err(GuardedError::Stuck(e)) => {
+                *stuck = true;
+                return Err(e);
+            }
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retriable_txn() && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "A transactional call timed out; resuming it.");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Sink {
+    /// A transactional producer with `transactional_id`, initialised (which fences any earlier
+    /// producer with the same id) and inside its first transaction.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when librdkafka rejects the configuration or the transaction
+    /// coordinator does not answer within `timeout`.
+    pub fn transactional(
+        bootstrap: &str,
+        overrides: &[(String, String)],
+        transactional_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let mut props = vec![("transactional.id".to_owned(), transactional_id.to_owned())];
+        props.extend(overrides.iter().cloned());
+        let mut sink = Self::new(bootstrap, &props)?;
+        guarded(&sink.producer, "init_transactions", timeout, |p, t| {
+            p.init_transactions(t)
+        })
+        .map_err(|(GuardedError::Failed(e) | GuardedError::Stuck(e))| e)?;
+        sink.producer.begin_transaction()?;
+        sink.transactional = true;
+        Ok(sink)
+    }
+
+    /// Whether this sink writes inside transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Commits the open transaction with `offsets` (partition of `source`'s topic → next offset
+    /// to read) as the group's committed offsets, then begins the next transaction. An empty
+    /// `offsets` commits the records alone. A step that times out against a broker that is
+    /// electing a new leader is called again, as librdkafka asks ("retry call to resume"),
+    /// until `timeout` has passed in all.
+    ///
+    /// # Errors
+    /// The [`KafkaError`] of the step that failed. When the commit itself ran out of time its
+    /// outcome is unknown: [`in_doubt`](Self::in_doubt) says so, and only a new producer with
+    /// the same transactional id can end it (an abort would be refused as a conflicting call).
+    /// Otherwise, when the error is not [fatal](KafkaError::is_fatal), the caller may
+    /// [`abort`](Self::abort) and redo the work.
+    pub fn commit(
+        &mut self,
+        source: &Source,
+        offsets: &BTreeMap<i32, i64>,
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        self.in_doubt = false;
+        if !offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in offsets {
+                tpl.add_partition_offset(source.topic(), *p, Offset::Offset(*o))?;
+            }
+            let meta = source.group_metadata()?;
+            let (tpl, meta) = (Arc::new(tpl), Arc::new(meta));
+            let mut stuck = false;
+            let sent = resume(
+                &self.producer,
+                "send_offsets_to_transaction",
+                deadline,
+                &mut stuck,
+                move |p, t| p.send_offsets_to_transaction(&tpl, &meta, t),
+            );
+            // A call left behind holds the transaction: only a new producer can end it.
+            self.in_doubt = stuck;
+            sent.map_err(|e| self.refusal_or(e))?;
+        }
+        // rust-rdkafka's commit_transaction flushes first, in 100 ms sleeps that never wake
+        // early under a threaded producer: every commit took at least 100 ms. Flushing here
+        // (returning as the last acknowledgement arrives) leaves it nothing to wait for, and a
+        // failed delivery fails the commit before it is attempted.
+        self.flush(left(deadline)).map_err(|e| self.refusal_or(e))?;
+        // From here until the answer, the broker may have the commit: its outcome is unknown.
+        self.in_doubt = true;
+        let mut stuck = false;
+        if let Err(e) = resume(
+            &self.producer,
+            "commit_transaction",
+            deadline,
+            &mut stuck,
+            |p, t| p.commit_transaction(t),
+        ) {
+            // An abortable or fenced transaction was not committed.
+            self.in_doubt = stuck || !(e.txn_requires_abort() || e.is_fenced());
+            return Err(self.refusal_or(e));
+        }
+        self.in_doubt = false;
+        self.take_failures();
+        self.producer.context().take_refused();
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+
+    /// `e`, or the reason behind it when the transaction coordinator refused a partition of the
+    /// transaction for want of an ACL: the transaction then fails, and the step that notices
+    /// first reports only an erroneous state or records purged from the queue.
+    fn refusal_or(&self, e: KafkaError) -> KafkaError {
+        match self.producer.context().take_refused() {
+            Some(topic) => KafkaError::Topic {
+                topic,
+                code: RDKafkaErrorCode::TopicAuthorizationFailed,
+            },
+            None => e,
+        }
+    }
+
+    /// Whether the last [`commit`](Self::commit) failed with its outcome unknown (the commit
+    /// request may have reached the coordinator), or a transactional call never returned. The
+    /// producer cannot abort it; a new one with the same transactional id fences this one and
+    /// lets the coordinator finish it.
+    pub fn in_doubt(&self) -> bool {
+        self.in_doubt
+    }
+
+    /// Aborts the open transaction (its records never become visible to `read_committed`
+    /// readers) and begins the next; a timed-out abort is called again until `timeout`.
+    ///
+    /// # Errors
+    /// The [`KafkaError`] of the abort or the begin; [`KafkaError::State`] at once when the
+    /// last commit is [in doubt](Self::in_doubt).
+    pub fn abort(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+        if self.in_doubt {
+            return Err(KafkaError::State(
+                "the last commit timed out with its outcome unknown; only a new producer can end \
+                 its transaction"
+                    .into(),
+            ));
+        }
+        let deadline = Instant::now() + timeout;
+        let mut stuck = false;
+        let aborted = resume(
+            &self.producer,
+            "abort_transaction",
+            deadline,
+            &mut stuck,
+            |p, t| p.abort_transaction(t),
+        );
+        self.in_doubt = stuck;
+        aborted?;
+        // Records purged by the abort report failed deliveries that mean nothing now.
+        self.take_failures();
+        self.producer.context().take_refused();
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! `probe`: readings produced in real time, and the latency from the reading that closes each
+//! window to the window's alert becoming visible downstream.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hr_cli::KafkaArgs;
+use hr_kafka::rdkafka::ClientContext;
+use hr_kafka::rdkafka::Offset;
+use hr_kafka::rdkafka::consumer::BaseConsumer;
+use hr_kafka::rdkafka::error::KafkaError;
+use hr_kafka::rdkafka::message::Message;
+use hr_kafka::rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
+use hr_kafka::rdkafka::types::RDKafkaErrorCode;
+
+use crate::{assign_all, now_ms, read_committed_consumer};
+
+#[derive(clap::Args)]
+pub(super) struct ProbeArgs {
+    /// Readings topic the job reads.
+    #[arg(long)]
+    topic: String,
+    /// Alerts topic the job writes.
+    #[arg(long)]
+    alerts_topic: String,
+    /// Readings per second over all patients.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Number of patients (p00000, p00001, ...).
+    #[arg(long, default_value_t = 1_000)]
+    patients: usize,
+    /// The job's window size (tumbling), in ms.
+    #[arg(long, default_value_t = 1_000)]
+    size_ms: i64,
+    /// The job's out-of-orderness bound (`--delay`), in ms.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: i64,
+    /// How long to produce.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Windows closed in the first this many seconds are not counted (the job warming up).
+    #[arg(long, default_value_t = 3)]
+    warmup_seconds: u64,
+    /// How long to wait for the last windows' alerts after producing stops, in ms.
+    #[arg(long, default_value_t = 3_000)]
+    grace_ms: u64,
+}
+
+/// When each window's closing reading was handed to the producer, keyed by (patient, window end).
+type Closes = Arc<Mutex<HashMap<(usize, i64), Instant>>>;
+
+/// The producer's acknowledgement times: from a reading handed to the producer to the broker's
+/// answer, the part of the latency that is the broker's and not the job's.
+#[derive(Default)]
+struct Acks(Mutex<Vec<Duration>>);
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        if result.is_ok() {
+            self.0.lock().unwrap().push(sent.elapsed());
+        }
+    }
+}
+
+/// The `q` quantile of sorted `v`, in ms.
+fn quantile_ms(v: &[Duration], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i].as_secs_f64() * 1e3
+}
+
+pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.patients > 0 && a.rate > 0 && a.size_ms > 0,
+        "nothing to produce"
+    );
+    let closes: Closes = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // The reader starts at the alerts topic's end before the first reading goes out.
+    let consumer = read_committed_consumer(kafka)?;
+    assign_all(&consumer, &a.alerts_topic, Offset::End)?;
+    let reader = {
+        let (closes, stop) = (closes.clone(), stop.clone());
+        std::thread::spawn(move || read_alerts(&consumer, &closes, &stop))
+    };
+
+    let producer: ThreadedProducer<Acks> = kafka
+        .client_config("latency")
+        .set("linger.ms", "1")
+        .create_with_context(Acks::default())
+        .context("creating the producer")?;
+    let Produced {
+        sent,
+        counted_closes,
+        seconds: produced_s,
+    } = produce(&producer, a, &closes)?;
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing the producer")?;
+    std::thread::sleep(Duration::from_millis(a.grace_ms));
+    stop.store(true, Ordering::Relaxed);
+    let (mut lat, seen_other) = reader.join().expect("reader thread")?;
+    let missing = closes.lock().unwrap().len();
+    lat.sort_unstable();
+    let mut acks = std::mem::take(&mut *producer.context().0.lock().unwrap());
+    acks.sort_unstable();
+    println!(
+        "rate={:.0}/s patients={} windows={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} missing={} uncounted={} ack_p50_ms={:.1} ack_p99_ms={:.1} ack_max_ms={:.1}",
+        sent as f64 / produced_s,
+        a.patients,
+        lat.len(),
+        quantile_ms(&lat, 0.5),
+        quantile_ms(&lat, 0.99),
+        lat.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        missing,
+        seen_other,
+        quantile_ms(&acks, 0.5),
+        quantile_ms(&acks, 0.99),
+        acks.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+    );
+    anyhow::ensure!(
+        counted_closes > 0 && missing == 0,
+        "{missing} of {counted_closes} closed windows got no alert within {} ms",
+        a.grace_ms
+    );
+    Ok(())
+}
+
+/// What [`produce`] did.
+struct Produced {
+    /// Readings handed to the producer.
+    sent: u64,
+    /// Windows closed after the warm-up, each put in `closes` to wait for its alert.
+    counted_closes: u64,
+    /// How long producing took, in seconds.
+    seconds: f64,
+}
+
+/// Produces readings at `a.rate` for `a.seconds`, round-robin over the patients; for every
+/// window closed after the warm-up, `closes` gets when its closing reading was handed to the
+/// producer.
+fn produce(
+    producer: &ThreadedProducer<Acks>,
+    a: &ProbeArgs,
+    closes: &Closes,
+) -> anyhow::Result<Produced> {
+    let ids: Vec<String> = (0..a.patients).map(|i| format!("p{i:05}")).collect();
+    let mut open: Vec<VecDeque<i64>> = vec![VecDeque::new(); a.patients];
+    let started = Instant::now();
+    let warm_until = started + Duration::from_secs(a.warmup_seconds);
+    let end = started + Duration::from_secs(a.seconds);
+    let (mut sent, mut next) = (0u64, 0usize);
+    let mut counted_closes = 0u64;
+    while Instant::now() < end {
+        let due = (started.elapsed().as_secs_f64() * a.rate as f64) as u64;
+        if sent >= due {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        let ts = now_ms();
+        let at = Instant::now();
+        while sent < due {
+            let p = next;
+            next = (next + 1) % a.patients;
+            // Windows of this patient that this reading closes (watermark = ts - delay - 1 ms
+            // reaches end - 1).
+            let q = &mut open[p];
+            while let Some(&e) = q.front() {
+                if ts < e + a.delay_ms {
+                    break;
+                }
+                q.pop_front();
+                if at >= warm_until {
+                    closes.lock().unwrap().insert((p, e), at);
+                    counted_closes += 1;
+                }
+            }
+            let window_end = (ts.div_euclid(a.size_ms) + 1) * a.size_ms;
+            if q.back() != Some(&window_end) {
+                q.push_back(window_end);
+            }
+            let bpm = 60 + (sent % 50) as i64;
+            let value = format!(
+                r#"{{"patient_id":"{}","timestamp":"{}","heart_rate_bpm":{bpm}}}"#,
+                ids[p],
+                hr_model::format_timestamp(ts)
+            );
+            let mut record = BaseRecord::with_opaque_to(&a.topic, Box::new(at))
+                .key(&ids[p])
+                .payload(&value);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err((e, _)) => return Err(e).context("producing"),
+                }
+            }
+            sent += 1;
+        }
+    }
+    Ok(Produced {
+        sent,
+        counted_closes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads alerts until `stop`; returns the latencies of the windows in `closes` (removing them)
+/// and how many alerts matched none (windows closed during the warm-up, or by the final flush).
+fn read_alerts(
+    c: &BaseConsumer,
+    closes: &Closes,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let mut lat = Vec::new();
+    let mut other = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let m = match c.poll(Duration::from_millis(50)) {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
+            Some(Err(e)) => return Err(e).context("reading alerts"),
+            Some(Ok(m)) => m,
+        };
+        let seen = Instant::now();
+        let v: serde_json::Value =
+            serde_json::from_slice(m.payload().unwrap_or_default()).context("alert JSON")?;
+        let patient = v["patient_id"]
+            .as_str()
+            .and_then(|s| s.strip_prefix('p'))
+            .and_then(|s| s.parse::<usize>().ok());
+        let end = v["window_end"].as_i64();
+        let closed = match (patient, end) {
+            (Some(p), Some(e)) => closes.lock().unwrap().remove(&(p, e)),
+            _ => None,
+        };
+        match closed {
+            Some(at) => lat.push(seen.duration_since(at)),
+            None => other += 1,
+        }
+    }
+    Ok((lat, other))
+}
