@@ -275,11 +275,6 @@ fn open_input(cfg: &RunConfig, admin: &Admin) -> anyhow::Result<(Source, usize)>
             "partition.assignment.strategy".to_owned(),
             "cooperative-sticky".to_owned(),
         ));
-        // Members learn that the group rebalances from a heartbeat, and commits wait while
-        // the consumer rejoins: the heartbeat interval bounds how long the partitions that
-        // stay pause (librdkafka's 3 s default would pause them up to 3 s; Kafka's docs
-        // advise a lower interval "to control the expected time for normal rebalances").
-        src_props.push(("heartbeat.interval.ms".to_owned(), "500".to_owned()));
     }
     src_props.extend(cfg.overrides.iter().cloned());
     let source = Source::new(&SourceConfig {
