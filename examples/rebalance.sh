@@ -8,8 +8,8 @@
 # instances run exactly-once with 1 s tumbling windows (`--size 1s --delay 0s`, key watermarks:
 # each reading closes its patient's previous window, so every partition has alerts all the time), a 200 ms
 # commit interval, `--partition-silence-after off`, `--http off`, and but for the consumer protocol
-# `-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000` (REBALANCE_HEARTBEAT_MS sets another
-# interval). `latency watch` reads the alerts topic read_committed and notes
+# `-X session.timeout.ms=6000` (the heartbeat interval is the job's, 1 s; REBALANCE_HEARTBEAT_MS sets
+# another). `latency watch` reads the alerts topic read_committed and notes
 # when each alert became visible and which input partition it came from. The sequence, each step
 # followed by REBALANCE_SETTLE seconds (20):
 #   start instance 1;  1 -> 2: start instance 2;  2 -> 4: start instances 3 and 4;
@@ -143,8 +143,10 @@ measure() { # measure MODE RUN
     # refuses its own).
     consumer) job+=(-X group.protocol=consumer) ;;
   esac
-  [[ $mode == consumer ]] ||
-    job+=(-X session.timeout.ms=6000 -X "heartbeat.interval.ms=${REBALANCE_HEARTBEAT_MS:-1000}")
+  [[ $mode == consumer ]] || job+=(-X session.timeout.ms=6000)
+  if [[ $mode != consumer && -n ${REBALANCE_HEARTBEAT_MS:-} ]]; then
+    job+=(-X "heartbeat.interval.ms=$REBALANCE_HEARTBEAT_MS")
+  fi
   start() { # start SLOT
     RUST_LOG=${REBALANCE_RUST_LOG:-warn,hr_pipeline=info,hr_kafka=info} "$bin/hr-pipeline" "${job[@]}" >>"$dir/instance-$1.log" 2>&1 &
     pid[$1]=$!
