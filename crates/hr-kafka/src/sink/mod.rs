@@ -256,6 +256,18 @@ impl Sink {
     /// [`KafkaError::Client`] when the wait times out; [`KafkaError::Delivery`] when any record
     /// sent since the previous flush (or commit) failed for good.
     pub fn flush(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+        self.flush_unless(timeout, &|| false)
+    }
+
+    /// As [`flush`](Self::flush), given up (a timeout) as soon as `stopped` says so.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub fn flush_unless(
+        &mut self,
+        timeout: Duration,
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<(), KafkaError> {
         // rdkafka's `flush(timeout)` sleeps in 100 ms polls that, with the producer's own poll
         // thread taking every event, only ever time out: each flush took at least 100 ms. A
         // zero-timeout flush still makes librdkafka send at once; re-checking every millisecond
@@ -265,7 +277,7 @@ impl Sink {
             match self.producer.flush(Duration::ZERO) {
                 Ok(()) => break,
                 Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut))
-                    if Instant::now() < deadline =>
+                    if Instant::now() < deadline && !stopped() =>
                 {
                     std::thread::sleep(Duration::from_millis(1));
                 }

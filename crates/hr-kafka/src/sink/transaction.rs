@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
@@ -29,6 +31,14 @@ fn left(deadline: Instant) -> Duration {
 /// How long past its own timeout a transactional call may take before it is given up on.
 const STUCK_MARGIN: Duration = Duration::from_secs(5);
 
+/// The longest timeout one call of a step is given; a step with more time is called again
+/// ("retry call to resume"), so a call that never returns is found after this and the margin
+/// rather than after the step's whole time (a commit caught by a dead coordinator stalled 34 s).
+const CALL_SLICE: Duration = Duration::from_secs(8);
+
+/// A stop flag that is never set, for callers that do not stop a step midway.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
 /// The producer a transactional call runs on, shared with the thread that runs it.
 type TxnProducer = ThreadedProducer<DeliveryLog>;
 
@@ -37,10 +47,14 @@ type TxnProducer = ThreadedProducer<DeliveryLog>;
 /// coordinator it has cached went away (librdkafka issues #5456 and #5511: its timeout is not
 /// enforced for coordinator requests); a call that does not return in time is left behind with
 /// its producer, and the error says the producer must be replaced.
+///
+/// `stop` set meanwhile gives the call up at once, as a call that does not return: a job told
+/// to stop exits within moments whatever librdkafka is waiting for.
 fn guarded(
     producer: &TxnProducer,
     what: &'static str,
     timeout: Duration,
+    stop: &AtomicBool,
     f: impl FnOnce(&TxnProducer, Duration) -> Result<(), RdError> + Send + 'static,
 ) -> Result<(), GuardedError> {
     let producer = producer.clone();
@@ -51,13 +65,29 @@ fn guarded(
             let _ = tx.send(f(&producer, timeout));
         })
         .map_err(|e| GuardedError::Failed(KafkaError::State(format!("starting {what}: {e}"))))?;
-    match rx.recv_timeout(timeout + STUCK_MARGIN) {
-        Ok(r) => r.map_err(|e| GuardedError::Failed(e.into())),
-        Err(_) => Err(GuardedError::Stuck(KafkaError::State(format!(
-            "{what} did not return within {} s of its {} s timeout; the producer is given up",
-            STUCK_MARGIN.as_secs(),
-            timeout.as_secs()
-        )))),
+    let give_up = Instant::now() + timeout + STUCK_MARGIN;
+    loop {
+        let wait = give_up
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok(r) => return r.map_err(|e| GuardedError::Failed(e.into())),
+            Err(RecvTimeoutError::Timeout) if Instant::now() < give_up => {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(GuardedError::Stuck(KafkaError::State(format!(
+                        "{what} given up: the job is stopping"
+                    ))));
+                }
+            }
+            Err(_) => {
+                return Err(GuardedError::Stuck(KafkaError::State(format!(
+                    "{what} did not return within {} s of its {} s timeout; the producer is \
+                     given up",
+                    STUCK_MARGIN.as_secs(),
+                    timeout.as_secs()
+                ))));
+            }
+        }
     }
 }
 
@@ -76,11 +106,13 @@ fn resume(
     producer: &TxnProducer,
     what: &'static str,
     deadline: Instant,
+    stop: &AtomicBool,
     stuck: &mut bool,
     f: impl Fn(&TxnProducer, Duration) -> Result<(), RdError> + Send + Sync + Clone + 'static,
 ) -> Result<(), KafkaError> {
     loop {
-        let result = match guarded(producer, what, left(deadline), f.clone()) {
+        let slice = left(deadline).min(CALL_SLICE);
+        let result = match guarded(producer, what, slice, stop, f.clone()) {
             Ok(()) => Ok(()),
             Err(GuardedError::Failed(e)) => Err(e),
             Err(GuardedError::Stuck(e)) => {
@@ -90,7 +122,11 @@ fn resume(
         };
         match result {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_retriable_txn() && Instant::now() < deadline => {
+            Err(e)
+                if e.is_retriable_txn()
+                    && Instant::now() < deadline
+                    && !stop.load(Ordering::Relaxed) =>
+            {
                 tracing::debug!(error = %e, "A transactional call timed out; resuming it.");
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -129,9 +165,13 @@ impl Sink {
             .producer
             .client()
             .fetch_cluster_id(timeout.min(Duration::from_secs(5)));
-        guarded(&sink.producer, "init_transactions", timeout, |p, t| {
-            p.init_transactions(t)
-        })
+        guarded(
+            &sink.producer,
+            "init_transactions",
+            timeout,
+            &NEVER,
+            |p, t| p.init_transactions(t),
+        )
         .map_err(|(GuardedError::Failed(e) | GuardedError::Stuck(e))| e)?;
         sink.producer.begin_transaction()?;
         sink.transactional = true;
@@ -161,6 +201,21 @@ impl Sink {
         offsets: &BTreeMap<i32, i64>,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
+        self.commit_unless_stopped(source, offsets, timeout, &NEVER)
+    }
+
+    /// As [`commit`](Self::commit), given up as soon as `stop` is set (the commit is then in
+    /// doubt, as one that did not return).
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    pub fn commit_unless_stopped(
+        &mut self,
+        source: &Source,
+        offsets: &BTreeMap<i32, i64>,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> Result<(), KafkaError> {
         let deadline = Instant::now() + timeout;
         self.in_doubt = false;
         if !offsets.is_empty() {
@@ -175,6 +230,7 @@ impl Sink {
                 &self.producer,
                 "send_offsets_to_transaction",
                 deadline,
+                stop,
                 &mut stuck,
                 move |p, t| p.send_offsets_to_transaction(&tpl, &meta, t),
             );
@@ -186,7 +242,8 @@ impl Sink {
         // early under a threaded producer: every commit took at least 100 ms. Flushing here
         // (returning as the last acknowledgement arrives) leaves it nothing to wait for, and a
         // failed delivery fails the commit before it is attempted.
-        self.flush(left(deadline)).map_err(|e| self.refusal_or(e))?;
+        self.flush_unless(left(deadline), &|| stop.load(Ordering::Relaxed))
+            .map_err(|e| self.refusal_or(e))?;
         // From here until the answer, the broker may have the commit: its outcome is unknown.
         self.in_doubt = true;
         let mut stuck = false;
@@ -194,6 +251,7 @@ impl Sink {
             &self.producer,
             "commit_transaction",
             deadline,
+            stop,
             &mut stuck,
             |p, t| p.commit_transaction(t),
         ) {
@@ -249,6 +307,7 @@ impl Sink {
             &self.producer,
             "abort_transaction",
             deadline,
+            &NEVER,
             &mut stuck,
             |p, t| p.abort_transaction(t),
         );
@@ -259,5 +318,84 @@ impl Sink {
         self.producer.context().take_refused();
         self.producer.begin_transaction()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A producer that is never connected: the calls below never reach librdkafka's network.
+    fn producer() -> TxnProducer {
+        crate::client_config("127.0.0.1:1", &[])
+            .create_with_context(DeliveryLog::default())
+            .expect("a producer needs no broker to be made")
+    }
+
+    #[test]
+    fn a_call_that_does_not_return_is_given_up_at_once_when_the_job_stops() {
+        let producer = producer();
+        let stop = Arc::new(AtomicBool::new(false));
+        let setter = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            setter.store(true, Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        let result = guarded(
+            &producer,
+            "a call",
+            Duration::from_secs(60),
+            &stop,
+            |_, _| {
+                std::thread::sleep(Duration::from_secs(30));
+                Ok(())
+            },
+        );
+        let waited = started.elapsed();
+        match result {
+            Err(GuardedError::Stuck(e)) => assert!(e.to_string().contains("stopping"), "{e}"),
+            other => panic!("not given up: {}", other.is_ok()),
+        }
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    }
+
+    #[test]
+    fn a_call_that_returns_in_time_gives_its_answer() {
+        let producer = producer();
+        let result = guarded(
+            &producer,
+            "a call",
+            Duration::from_secs(5),
+            &NEVER,
+            |_, t| {
+                assert_eq!(t, Duration::from_secs(5));
+                Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut))
+            },
+        );
+        assert!(matches!(result, Err(GuardedError::Failed(_))));
+    }
+
+    #[test]
+    fn a_long_step_is_called_with_a_slice_of_its_time() {
+        let producer = producer();
+        let mut stuck = false;
+        let given = Arc::new(std::sync::Mutex::new(None));
+        let seen = Arc::clone(&given);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let result = resume(
+            &producer,
+            "a step",
+            deadline,
+            &NEVER,
+            &mut stuck,
+            move |_, t| {
+                *seen.lock().unwrap() = Some(t);
+                Ok(())
+            },
+        );
+        assert!(result.is_ok() && !stuck);
+        // A call that never returns is found after the slice and the margin, not after 30 s.
+        assert_eq!(*given.lock().unwrap(), Some(CALL_SLICE));
     }
 }

@@ -5,6 +5,7 @@
 //! the changelog, the broker's health). [`Clients`] implements both over the real clients.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use hr_kafka::{Diversion, KafkaError, PartitionReader, PartitionTable, Source};
@@ -101,13 +102,15 @@ pub(super) struct Clients<'a> {
     pub(super) source: &'a Source,
     pub(super) outputs: Outputs,
     pub(super) reader: PartitionReader,
+    /// The job's stop flag: a transactional step under way is given up when it is set.
+    pub(super) stop: &'a AtomicBool,
 }
 
 impl Transaction for Clients<'_> {
     /// On the job thread every output queued so far is before the mark: a flush waits for
     /// them, and makes librdkafka send at once rather than after its linger.
     fn wait_outputs(&mut self, _mark: u64, timeout: Duration) -> Result<(), KafkaError> {
-        self.outputs.flush_outputs(timeout)
+        self.outputs.flush_outputs(timeout, self.stop)
     }
 
     fn send_changelog(
@@ -124,7 +127,9 @@ impl Transaction for Clients<'_> {
         offsets: &BTreeMap<i32, i64>,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
-        self.outputs.txn().commit(self.source, offsets, timeout)
+        self.outputs
+            .txn()
+            .commit_unless_stopped(self.source, offsets, timeout, self.stop)
     }
 }
 

@@ -111,21 +111,16 @@ impl<K: Broker> Job<'_, K> {
     pub(super) fn commit(&mut self, finished: bool) -> anyhow::Result<bool> {
         self.settle(true)?;
         let (cut, ticket) = self.cut(finished)?;
-        let timeout = if self.stop.load(Ordering::Relaxed) {
-            STOPPING_COMMIT_TIMEOUT
+        // Once the job is stopping, neither the outputs nor the transaction may keep it long.
+        let (delivery, timeout) = if self.stop.load(Ordering::Relaxed) {
+            (STOPPING_COMMIT_TIMEOUT, STOPPING_COMMIT_TIMEOUT)
         } else {
-            COMMIT_TIMEOUT
+            (self.cfg.broker_timeout, COMMIT_TIMEOUT)
         };
         let topic = self.cfg.changelog_topic();
         let result = match self.kafka.take_failure() {
             Some(refused) => Err(refused),
-            None => execute(
-                &mut self.kafka,
-                &cut,
-                &topic,
-                self.cfg.broker_timeout,
-                timeout,
-            ),
+            None => execute(&mut self.kafka, &cut, &topic, delivery, timeout),
         };
         self.settled(result, ticket)
     }

@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hr_kafka::rdkafka::error::KafkaError as RdError;
+use hr_kafka::rdkafka::types::RDKafkaErrorCode;
 
 use hr_kafka::{Delivered, KafkaError, Sink, Source};
 
@@ -68,11 +71,23 @@ pub(super) struct Lent<'a> {
     pub(super) txn: Arc<Mutex<Sink>>,
     pub(super) source: &'a Source,
     pub(super) delivered: Delivered,
+    /// The job's stop flag: a wait or a transactional step under way is given up when it is set.
+    pub(super) stop: &'a AtomicBool,
 }
 
 impl Transaction for Lent<'_> {
     fn wait_outputs(&mut self, mark: u64, timeout: Duration) -> Result<(), KafkaError> {
-        self.delivered.wait(mark, timeout)
+        let deadline = Instant::now() + timeout;
+        loop {
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200));
+            match self.delivered.wait(mark, slice) {
+                Err(KafkaError::Client(RdError::Flush(RDKafkaErrorCode::OperationTimedOut)))
+                    if Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) => {}
+                other => return other,
+            }
+        }
     }
 
     fn send_changelog(
@@ -89,6 +104,6 @@ impl Transaction for Lent<'_> {
         offsets: &BTreeMap<i32, i64>,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
-        lock(&self.txn).commit(self.source, offsets, timeout)
+        lock(&self.txn).commit_unless_stopped(self.source, offsets, timeout, self.stop)
     }
 }

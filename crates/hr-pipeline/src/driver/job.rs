@@ -97,6 +97,7 @@ impl<'a> Job<'a, Clients<'a>> {
                         txn: self.kafka.outputs.shared_txn(),
                         source,
                         delivered,
+                        stop: self.stop,
                     },
                     changelog_topic: self.cfg.changelog_topic(),
                     delivery_timeout: self.cfg.broker_timeout,

@@ -237,6 +237,7 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
         source: &source,
         outputs,
         reader,
+        stop,
     };
     let mut job = Job::new(cfg, stop, clients, processor, profiles);
     let result = job.run(&barrier);

@@ -1,5 +1,6 @@
 //! The producers and the file the job writes to, and the stand-ins for records too large.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -324,9 +325,14 @@ impl Outputs {
 
     /// At-least-once: waits until every output is acknowledged, so offsets never pass an
     /// output that could still be lost.
-    pub(super) fn flush_outputs(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+    /// Given up as soon as `stop` is set.
+    pub(super) fn flush_outputs(
+        &mut self,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> Result<(), KafkaError> {
         match self.plain.as_mut() {
-            Some(p) => p.flush(timeout),
+            Some(p) => p.flush_unless(timeout, &|| stop.load(Ordering::Relaxed)),
             None => Ok(()),
         }
     }
