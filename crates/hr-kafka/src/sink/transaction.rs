@@ -31,6 +31,9 @@ fn left(deadline: Instant) -> Duration {
 /// How long past its own timeout a transactional call may take before it is given up on.
 const STUCK_MARGIN: Duration = Duration::from_secs(5);
 
+/// The same for a call made once the job is stopping: its exit must not wait long.
+const STOPPING_MARGIN: Duration = Duration::from_secs(1);
+
 /// The longest timeout one call of a step is given; a step with more time is called again
 /// ("retry call to resume"), so a call that never returns is found after this and the margin
 /// rather than after the step's whole time (a commit caught by a dead coordinator stalled 34 s).
@@ -49,7 +52,8 @@ type TxnProducer = ThreadedProducer<DeliveryLog>;
 /// its producer, and the error says the producer must be replaced.
 ///
 /// `stop` set meanwhile gives the call up at once, as a call that does not return: a job told
-/// to stop exits within moments whatever librdkafka is waiting for.
+/// to stop exits within moments whatever librdkafka is waiting for. A call made once `stop` is
+/// set (the job's last commit) has its timeout, and a margin of a second only.
 fn guarded(
     producer: &TxnProducer,
     what: &'static str,
@@ -65,7 +69,13 @@ fn guarded(
             let _ = tx.send(f(&producer, timeout));
         })
         .map_err(|e| GuardedError::Failed(KafkaError::State(format!("starting {what}: {e}"))))?;
-    let give_up = Instant::now() + timeout + STUCK_MARGIN;
+    let stopping = stop.load(Ordering::Relaxed);
+    let margin = if stopping {
+        STOPPING_MARGIN
+    } else {
+        STUCK_MARGIN
+    };
+    let give_up = Instant::now() + timeout + margin;
     loop {
         let wait = give_up
             .saturating_duration_since(Instant::now())
@@ -73,7 +83,7 @@ fn guarded(
         match rx.recv_timeout(wait) {
             Ok(r) => return r.map_err(|e| GuardedError::Failed(e.into())),
             Err(RecvTimeoutError::Timeout) if Instant::now() < give_up => {
-                if stop.load(Ordering::Relaxed) {
+                if !stopping && stop.load(Ordering::Relaxed) {
                     return Err(GuardedError::Stuck(KafkaError::State(format!(
                         "{what} given up: the job is stopping"
                     ))));
@@ -83,7 +93,7 @@ fn guarded(
                 return Err(GuardedError::Stuck(KafkaError::State(format!(
                     "{what} did not return within {} s of its {} s timeout; the producer is \
                      given up",
-                    STUCK_MARGIN.as_secs(),
+                    margin.as_secs(),
                     timeout.as_secs()
                 ))));
             }
@@ -110,6 +120,7 @@ fn resume(
     stuck: &mut bool,
     f: impl Fn(&TxnProducer, Duration) -> Result<(), RdError> + Send + Sync + Clone + 'static,
 ) -> Result<(), KafkaError> {
+    let stopping = stop.load(Ordering::Relaxed);
     loop {
         let slice = left(deadline).min(CALL_SLICE);
         let result = match guarded(producer, what, slice, stop, f.clone()) {
@@ -125,7 +136,7 @@ fn resume(
             Err(e)
                 if e.is_retriable_txn()
                     && Instant::now() < deadline
-                    && !stop.load(Ordering::Relaxed) =>
+                    && (stopping || !stop.load(Ordering::Relaxed)) =>
             {
                 tracing::debug!(error = %e, "A transactional call timed out; resuming it.");
                 std::thread::sleep(Duration::from_millis(100));
@@ -205,7 +216,8 @@ impl Sink {
     }
 
     /// As [`commit`](Self::commit), given up as soon as `stop` is set (the commit is then in
-    /// doubt, as one that did not return).
+    /// doubt, as one that did not return). A commit begun once `stop` is set (the last one)
+    /// runs to its `timeout`.
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
@@ -242,8 +254,11 @@ impl Sink {
         // early under a threaded producer: every commit took at least 100 ms. Flushing here
         // (returning as the last acknowledgement arrives) leaves it nothing to wait for, and a
         // failed delivery fails the commit before it is attempted.
-        self.flush_unless(left(deadline), &|| stop.load(Ordering::Relaxed))
-            .map_err(|e| self.refusal_or(e))?;
+        let stopping = stop.load(Ordering::Relaxed);
+        self.flush_unless(left(deadline), &|| {
+            !stopping && stop.load(Ordering::Relaxed)
+        })
+        .map_err(|e| self.refusal_or(e))?;
         // From here until the answer, the broker may have the commit: its outcome is unknown.
         self.in_doubt = true;
         let mut stuck = false;
@@ -358,6 +373,26 @@ mod tests {
             other => panic!("not given up: {}", other.is_ok()),
         }
         assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    }
+
+    #[test]
+    fn a_call_made_once_the_job_is_stopping_runs_to_its_timeout() {
+        let producer = producer();
+        let stop = AtomicBool::new(true);
+        let result = guarded(
+            &producer,
+            "the last commit",
+            Duration::from_secs(5),
+            &stop,
+            |_, _| {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            },
+        );
+        assert!(
+            result.is_ok(),
+            "the last commit is not cut short by the stop that asked for it"
+        );
     }
 
     #[test]

@@ -78,13 +78,15 @@ pub(super) struct Lent<'a> {
 impl Transaction for Lent<'_> {
     fn wait_outputs(&mut self, mark: u64, timeout: Duration) -> Result<(), KafkaError> {
         let deadline = Instant::now() + timeout;
+        let stopping = self.stop.load(Ordering::Relaxed);
         loop {
             let slice = deadline
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
             match self.delivered.wait(mark, slice) {
                 Err(KafkaError::Client(RdError::Flush(RDKafkaErrorCode::OperationTimedOut)))
-                    if Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) => {}
+                    if Instant::now() < deadline
+                        && (stopping || !self.stop.load(Ordering::Relaxed)) => {}
                 other => return other,
             }
         }

@@ -325,14 +325,16 @@ impl Outputs {
 
     /// At-least-once: waits until every output is acknowledged, so offsets never pass an
     /// output that could still be lost.
-    /// Given up as soon as `stop` is set.
+    /// Given up as soon as `stop` is set, unless it was set before (the last commit's flush
+    /// runs to its timeout).
     pub(super) fn flush_outputs(
         &mut self,
         timeout: Duration,
         stop: &AtomicBool,
     ) -> Result<(), KafkaError> {
+        let stopping = stop.load(Ordering::Relaxed);
         match self.plain.as_mut() {
-            Some(p) => p.flush_unless(timeout, &|| stop.load(Ordering::Relaxed)),
+            Some(p) => p.flush_unless(timeout, &|| !stopping && stop.load(Ordering::Relaxed)),
             None => Ok(()),
         }
     }
