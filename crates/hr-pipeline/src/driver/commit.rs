@@ -23,8 +23,10 @@ use crate::metrics::CommitResult;
 /// broker session timeout is 9 s), so a commit caught by one finishes instead of being given up.
 pub(super) const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The same once the job is stopping: a stop must not wait on a dead cluster for long.
-const STOPPING_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same once the job is stopping: a stop must not wait on a dead cluster for long (a last
+/// commit takes milliseconds; after a rolling restart librdkafka's `send_offsets_to_transaction`
+/// to a coordinator that moved never returned, and the exit waited this and a second's margin).
+const STOPPING_COMMIT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One commit cut by the job: what its transaction holds.
 pub(super) struct Cut {
