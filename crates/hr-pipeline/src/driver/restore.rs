@@ -163,6 +163,9 @@ impl<K: Broker> Job<'_, K> {
                 .extend(attempted.iter().map(|(&p, &o)| (p, o)));
         }
         self.kafka.file_aborted()?;
+        // An output refused since the last commit is redone with the rest of the work: it must
+        // not give up the next commit too.
+        let _ = self.kafka.take_failure();
         let owned: Vec<(i32, Option<i64>)> = self
             .processor
             .partitions()
