@@ -3,7 +3,7 @@
 //! [`Delivered`] handle can wait for the records queued before a point.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::message::Message;
 use rdkafka::producer::ProducerContext;
 
-use crate::KafkaError;
+use crate::{KafkaError, Witness};
 
 /// Counts delivery reports so a flush can say whether everything arrived, and keeps the
 /// sequence numbers of the records still without an answer so a [`Delivered`] handle can wait
@@ -42,6 +42,18 @@ pub struct Deliveries {
     /// reason the transaction failed, which the step that notices it does not give.
     pub(crate) refused: Mutex<Option<String>>,
     pub(crate) outstanding: Mutex<BTreeSet<u64>>,
+    /// The transaction's witness so far (see [`crate::witness`]).
+    witness: Mutex<WitnessSlot>,
+    /// A record of the watched topic is the witness already: no need to look further.
+    witnessed: AtomicBool,
+}
+
+/// The first acknowledged record since the last take: of the watched topic, and of any.
+#[derive(Default)]
+struct WitnessSlot {
+    watched: Option<String>,
+    of_watched: Option<Witness>,
+    of_any: Option<Witness>,
 }
 
 impl Deliveries {
@@ -67,6 +79,46 @@ impl Deliveries {
     pub(crate) fn forget(&self) {
         self.outstanding().clear();
         let _ = self.take_failures();
+    }
+
+    fn witness_slot(&self) -> std::sync::MutexGuard<'_, WitnessSlot> {
+        self.witness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the first acknowledged record of `topic` the witness, in preference to others.
+    pub(crate) fn watch(&self, topic: &str) {
+        self.witness_slot().watched = Some(topic.to_owned());
+    }
+
+    /// The first record acknowledged since the last take (of the watched topic if one was),
+    /// and a fresh start.
+    pub(crate) fn take_witness(&self) -> Option<Witness> {
+        let mut slot = self.witness_slot();
+        let any = slot.of_any.take();
+        let witness = slot.of_watched.take().or(any);
+        self.witnessed.store(false, Ordering::Relaxed);
+        witness
+    }
+
+    fn note_witness(&self, topic: &str, partition: i32, offset: i64) {
+        if self.witnessed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut slot = self.witness_slot();
+        let here = || Witness {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        };
+        if slot.of_any.is_none() {
+            slot.of_any = Some(here());
+        }
+        if slot.watched.as_deref() == Some(topic) {
+            slot.of_watched = Some(here());
+            self.witnessed.store(true, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn take_refused(&self) -> Option<String> {
@@ -130,8 +182,9 @@ impl ProducerContext for DeliveryLog {
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         self.outstanding().remove(&(seq as u64));
         match result {
-            Ok(_) => {
+            Ok(m) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.note_witness(m.topic(), m.partition(), m.offset());
             }
             Err((e, m)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);

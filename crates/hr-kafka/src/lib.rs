@@ -12,7 +12,8 @@
 //! - [`Sink`]: one producer (acks=all, lz4) for alerts and for set-aside records with their
 //!   original bytes and `hr.*` headers: idempotent ([`Sink::new`]) or transactional
 //!   ([`Sink::transactional`], offsets committed inside the transaction); [`AlertFile`] and
-//!   [`StagedAlertFile`] for the JSONL alert files.
+//!   [`StagedAlertFile`] for the JSONL alert files; [`witness`]: whether a transaction whose
+//!   answer was lost committed, told by one of its records.
 //! - [`read_table`] and [`TableFollower`]: a compacted topic read as the latest value per key.
 //! - Topic admin ([`ensure_topics`] and friends, or one [`Admin`] client for several calls),
 //!   async, with [`blocking`] forms for callers without a runtime; [`probe`]: a broker check that fails in one readable line.
@@ -42,12 +43,13 @@ mod source;
 mod table;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod witness;
 
 pub use admin::{
     Admin, Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_topics,
     describe_topic, ensure_topics, topic_config,
 };
-pub use alert_file::{AlertFile, StagedAlertFile};
+pub use alert_file::{AlertFile, Leftover, StagedAlertFile};
 pub use config::{client_config, client_id};
 pub use delivery::{Delivered, Deliveries, DeliveryLog};
 pub use error::KafkaError;
@@ -60,3 +62,4 @@ pub use source::{
     SourceConfig,
 };
 pub use table::{PartitionReader, PartitionTable, TableFollower, TableUpdate, read_table};
+pub use witness::{Outcome, Witness};

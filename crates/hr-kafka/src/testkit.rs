@@ -230,3 +230,50 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     };
     result.unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
 }
+
+/// Ends `txn`'s open transaction as a process that writes alert files does, and returns how the
+/// commit call ended and the witness handed over just before the commit would be sent:
+/// `commit` sends the commit; otherwise keeping the witness fails ("stopped before the
+/// commit"), so the transaction stays open, as a process stopped at that point leaves it.
+/// `topic` is any topic that exists (a consumer of it lends the commit its group metadata).
+///
+/// # Panics
+/// When no consumer of `topic` can be made within ten seconds.
+pub fn end_with_witness(
+    txn: &mut crate::Sink,
+    bootstrap: &str,
+    topic: &str,
+    commit: bool,
+) -> (Result<(), KafkaError>, Option<crate::Witness>) {
+    // A topic just made may not be known yet to the broker asked.
+    let source = (0..50)
+        .find_map(|_| {
+            crate::Source::new(&crate::SourceConfig {
+                bootstrap: bootstrap.to_owned(),
+                group: unique_topic("witness-group"),
+                topic: topic.to_owned(),
+                from_beginning: true,
+                bounded: false,
+                overrides: Vec::new(),
+            })
+            .map_err(|_| std::thread::sleep(Duration::from_millis(200)))
+            .ok()
+        })
+        .expect("a consumer of the topic");
+    let mut seen = None;
+    let ended = txn.commit_unless_stopped(
+        &source,
+        &std::collections::BTreeMap::new(),
+        Duration::from_secs(30),
+        &std::sync::atomic::AtomicBool::new(false),
+        &mut |w| {
+            seen = w.cloned();
+            if commit {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("stopped before the commit"))
+            }
+        },
+    );
+    (ended, seen)
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use hr_kafka::testkit::{bootstrap, create_topic, unique_topic};
+use hr_kafka::testkit::{bootstrap, create_topic, end_with_witness, unique_topic};
 use hr_kafka::{Polled, RebalanceEvent, Sink, Source, SourceConfig, client_config, read_table};
 
 fn produce(topic: &str, records: &[(i32, Option<&str>, Option<&str>)]) {
@@ -312,4 +312,52 @@ fn partitions_assigned_back_after_a_rebalance_are_read_again() {
         4,
         "each new record once: {read:?}"
     );
+}
+
+/// A transaction's witness (its first acknowledged record, of the watched topic first) says
+/// whether it committed, was aborted, or is still open, whatever was written after it.
+#[test]
+fn a_witness_tells_committed_aborted_and_open_transactions_apart() {
+    use hr_kafka::{Outcome, Witness, witness};
+    let b = bootstrap();
+    let out = unique_topic("witness-out");
+    let log = unique_topic("witness-log");
+    create_topic(&b, &out, 1);
+    create_topic(&b, &log, 2);
+    let id = unique_topic("witness-txn");
+    let mut txn = Sink::transactional(&b, &[], &id, Duration::from_secs(30)).unwrap();
+    txn.watch(&log);
+    let ask = |w: &Witness| witness::outcome(&b, &[], w, Duration::from_secs(30)).unwrap();
+
+    // Committed: the witness is the watched topic's record, though the other came first.
+    txn.send_json(&out, "p1", "{\"a\":1}").unwrap();
+    txn.send_record(&log, Some(1), b"k", Some(b"v"), None)
+        .unwrap();
+    let (ended, seen) = end_with_witness(&mut txn, &b, &out, true);
+    ended.unwrap();
+    let committed = seen.expect("a witness");
+    assert_eq!(
+        (committed.topic.as_str(), committed.partition),
+        (log.as_str(), 1)
+    );
+    assert_eq!(ask(&committed), Outcome::Committed);
+
+    // Still open: the commit is never sent (keeping its witness failed).
+    txn.send_json(&out, "p2", "{\"a\":2}").unwrap();
+    let (ended, seen) = end_with_witness(&mut txn, &b, &out, false);
+    let err = ended.unwrap_err();
+    assert!(
+        err.to_string().contains("stopped before the commit"),
+        "{err}"
+    );
+    let open = seen.expect("a witness");
+    assert_eq!(open.topic, out, "no watched record: the first of any topic");
+    assert_eq!(ask(&open), Outcome::Open);
+
+    // Aborted, and then written past by a committed transaction.
+    txn.abort(Duration::from_secs(30)).unwrap();
+    txn.send_json(&out, "p3", "{\"a\":3}").unwrap();
+    end_with_witness(&mut txn, &b, &out, true).0.unwrap();
+    assert_eq!(ask(&open), Outcome::Aborted);
+    assert_eq!(ask(&committed), Outcome::Committed);
 }

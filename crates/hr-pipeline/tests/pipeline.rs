@@ -1157,3 +1157,62 @@ fn a_broker_restart_is_ridden_out() {
     );
     assert_eq!(got, alert_set(&base));
 }
+
+/// Alert-file parts left by a process that stopped with a commit in flight: the next start in
+/// the directory publishes the part whose transaction committed and discards the one whose
+/// transaction was aborted (their witnesses say which), and the part never staged for a commit.
+#[test]
+fn parts_left_in_doubt_are_settled_by_the_next_start_as_their_transactions_ended() {
+    use hr_kafka::testkit::end_with_witness;
+    use hr_kafka::{Sink, Witness};
+    let dir = tempfile::tempdir().unwrap();
+    let t = setup(1, Some(dir.path().to_owned()));
+    let b = t.cfg.bootstrap.clone();
+    let log = unique_topic("witnessed");
+    create_topic(&b, &log, 1);
+    // Two transactions of a writer that is gone: one committed, one aborted.
+    let mut txn = Sink::transactional(&b, &[], &unique_topic("gone"), Duration::from_secs(30))
+        .expect("a transactional producer");
+    txn.watch(&log);
+    let mut witnesses: Vec<Witness> = Vec::new();
+    for commits in [true, false] {
+        txn.send_record(&log, Some(0), b"k", Some(b"v"), None)
+            .unwrap();
+        let (ended, seen) = end_with_witness(&mut txn, &b, &log, commits);
+        assert_eq!(ended.is_ok(), commits);
+        witnesses.push(seen.expect("a witness"));
+    }
+    txn.abort(Duration::from_secs(30)).unwrap();
+    // The parts as that process left them (its pid is one no process has here).
+    let part = |n: u32| {
+        dir.path()
+            .join(format!(".alerts-7-999999999-{n}.jsonl.inprogress"))
+    };
+    for (n, w) in witnesses.iter().enumerate() {
+        std::fs::write(part(n as u32), format!("{{\"part\":{n}}}\n")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join(format!(".alerts-7-999999999-{n}.jsonl.inprogress.witness")),
+            format!("{w}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(part(2), "{\"part\":2}\n").unwrap();
+
+    let counters = run(&t.cfg, &AtomicBool::new(false)).expect("the next start");
+    assert_counters_add_up(&counters);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["alerts-7-999999999-0.jsonl".to_owned()],
+        "only the committed part is shown, and nothing is left in progress"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("alerts-7-999999999-0.jsonl")).unwrap(),
+        "{\"part\":0}\n"
+    );
+}

@@ -18,7 +18,7 @@ use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Sink;
-use crate::{DeliveryLog, KafkaError, Source};
+use crate::{DeliveryLog, KafkaError, Source, Witness};
 
 /// The time left until `deadline`, at least a second: a call given no time at all cannot
 /// succeed even when the broker is back.
@@ -189,6 +189,13 @@ impl Sink {
         Ok(sink)
     }
 
+    /// Makes the first acknowledged record of `topic` each transaction's [`Witness`] when it
+    /// has one (the job's changelog, which its principal may read back), else its first
+    /// acknowledged record of any topic.
+    pub fn watch(&self, topic: &str) {
+        self.producer.context().watch(topic);
+    }
+
     /// Whether this sink writes inside transactions.
     pub fn is_transactional(&self) -> bool {
         self.transactional
@@ -212,21 +219,28 @@ impl Sink {
         offsets: &BTreeMap<i32, i64>,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
-        self.commit_unless_stopped(source, offsets, timeout, &NEVER)
+        self.commit_unless_stopped(source, offsets, timeout, &NEVER, &mut |_| Ok(()))
     }
 
     /// As [`commit`](Self::commit), given up as soon as `stop` is set (the commit is then in
     /// doubt, as one that did not return). A commit begun once `stop` is set (the last one)
     /// runs to its `timeout`.
     ///
+    /// `before_end` is called once every record of the transaction is acknowledged and before
+    /// the commit is sent, with the transaction's [`Witness`] (its first acknowledged record,
+    /// of the [watched](Self::watch) topic if it has one; `None`: it holds no record): what is
+    /// kept with it outlives a commit whose answer is lost.
+    ///
     /// # Errors
-    /// As [`commit`](Self::commit).
+    /// As [`commit`](Self::commit); [`KafkaError::State`] when `before_end` fails (nothing was
+    /// committed).
     pub fn commit_unless_stopped(
         &mut self,
         source: &Source,
         offsets: &BTreeMap<i32, i64>,
         timeout: Duration,
         stop: &AtomicBool,
+        before_end: &mut dyn FnMut(Option<&Witness>) -> std::io::Result<()>,
     ) -> Result<(), KafkaError> {
         let deadline = Instant::now() + timeout;
         self.in_doubt = false;
@@ -259,6 +273,12 @@ impl Sink {
             !stopping && stop.load(Ordering::Relaxed)
         })
         .map_err(|e| self.refusal_or(e))?;
+        let witness = self.producer.context().take_witness();
+        before_end(witness.as_ref()).map_err(|e| {
+            KafkaError::State(format!(
+                "keeping the transaction's witness before its commit: {e}"
+            ))
+        })?;
         // From here until the answer, the broker may have the commit: its outcome is unknown.
         self.in_doubt = true;
         let mut stuck = false;
@@ -328,8 +348,10 @@ impl Sink {
         );
         self.in_doubt = stuck;
         aborted?;
-        // Records purged by the abort report failed deliveries that mean nothing now.
+        // Records purged by the abort report failed deliveries that mean nothing now, and
+        // the aborted transaction's witness is no witness of the next.
         self.take_failures();
+        self.producer.context().take_witness();
         self.producer.context().take_refused();
         self.producer.begin_transaction()?;
         Ok(())

@@ -66,6 +66,10 @@ pub(super) trait Broker: Transaction {
     fn file_committed(&mut self) -> anyhow::Result<()>;
     /// The commit was aborted: the staged alert file part is discarded.
     fn file_aborted(&mut self) -> anyhow::Result<()>;
+    /// The commit's answer was lost and its transaction has been ended: the staged alert file
+    /// part is published or discarded as the transaction's witness says, or left for the next
+    /// start when the cluster does not say within `patience`.
+    fn file_in_doubt(&mut self, cfg: &RunConfig, patience: Duration) -> anyhow::Result<()>;
     /// Whether the last commit failed with its outcome unknown: only a new producer ends it.
     fn in_doubt(&self) -> bool;
     /// Aborts the open transaction and begins the next.
@@ -128,8 +132,7 @@ impl Transaction for Clients<'_> {
         timeout: Duration,
     ) -> Result<(), KafkaError> {
         self.outputs
-            .txn()
-            .commit_unless_stopped(self.source, offsets, timeout, self.stop)
+            .commit(self.source, offsets, timeout, self.stop)
     }
 }
 
@@ -176,6 +179,10 @@ impl Broker for Clients<'_> {
 
     fn file_aborted(&mut self) -> anyhow::Result<()> {
         self.outputs.aborted()
+    }
+
+    fn file_in_doubt(&mut self, cfg: &RunConfig, patience: Duration) -> anyhow::Result<()> {
+        self.outputs.settle_in_doubt(cfg, patience, self.stop)
     }
 
     fn in_doubt(&self) -> bool {

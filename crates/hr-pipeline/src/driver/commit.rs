@@ -260,7 +260,7 @@ impl<K: Broker> Job<'_, K> {
                 }
                 // Those alerts are redone, and timed again when they fire again.
                 self.unacked.clear();
-                self.recover(renew.then_some(&offsets))?;
+                self.recover(renew)?;
                 Ok(false)
             }
         }

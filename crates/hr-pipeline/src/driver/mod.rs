@@ -73,6 +73,7 @@ mod reader;
 mod rebalance;
 mod restore;
 mod retry;
+mod settle;
 mod telemetry;
 #[cfg(test)]
 mod tests;
@@ -245,10 +246,13 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     barrier.close();
     let (
         Clients {
-            outputs, reader, ..
+            mut outputs,
+            reader,
+            ..
         },
         profiles,
     ) = job.into_parts();
+    outputs.wait_settled(SETTLE_AT_EXIT);
     close_within((outputs, reader, profiles, source), CLOSE_TIMEOUT);
     result
 }
@@ -257,6 +261,10 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
 /// the job is done: it is under a second normally, but was seen to take a minute on a cluster
 /// after a network cut, and a stopped job must exit within seconds.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a job that has ended gives the settling of alert file parts an earlier process
+/// left in doubt (a question or two to the cluster; longer only while it does not answer).
+const SETTLE_AT_EXIT: Duration = Duration::from_secs(5);
 
 /// The input source, after the changelog and output topics are checked, and the largest
 /// output record the topics take.

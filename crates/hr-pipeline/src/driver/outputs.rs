@@ -1,17 +1,22 @@
 //! The producers and the file the job writes to, and the stand-ins for records too large.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use hr_kafka::{Admin, AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, blocking};
+use hr_kafka::{
+    Admin, AlertFile, Diversion, KafkaError, Sink, Source, StagedAlertFile, Witness, blocking,
+};
 
 use crate::changelog::ChangelogRecord;
 use crate::processor::{AlertOut, Emitted, EpisodeOut};
 
 use super::rebalance::lock;
-use super::topics::ensure_output_topics;
+use super::settle;
+use super::topics::{ensure_output_topics, reader_props};
 use super::{Guarantee, RunConfig, refused};
 
 /// Bytes kept of a record replaced by a stand-in.
@@ -40,6 +45,8 @@ pub(super) struct Outputs {
     /// its transaction must be aborted first): the next commit is given up for it, and the
     /// work since the last commit is redone.
     failed: Option<KafkaError>,
+    /// Settling the alert file parts an earlier process left in doubt.
+    settling: Option<JoinHandle<()>>,
 }
 
 pub(super) enum AlertSink {
@@ -60,11 +67,16 @@ impl Outputs {
             Guarantee::ExactlyOnce => None,
             Guarantee::AtLeastOnce => Some(Sink::new(&cfg.bootstrap, &plain_props(cfg))?),
         };
+        let mut settling = None;
         let file = match &cfg.alerts_dir {
             None => None,
             Some(dir) => {
                 let sink = match cfg.guarantee {
-                    Guarantee::ExactlyOnce => AlertSink::Staged(StagedAlertFile::new(dir)?),
+                    Guarantee::ExactlyOnce => {
+                        let left = StagedAlertFile::leftovers(dir)?;
+                        settling = settle::in_background(left, settle_reader(cfg));
+                        AlertSink::Staged(StagedAlertFile::new(dir)?)
+                    }
                     Guarantee::AtLeastOnce => AlertSink::Plain(AlertFile::create(dir)?),
                 };
                 tracing::info!(dir = %dir.display(), "Writing alert files.");
@@ -79,7 +91,51 @@ impl Outputs {
             file,
             replaced: 0,
             failed: None,
+            settling,
         })
+    }
+
+    /// Waits up to `within` for the parts an earlier process left in doubt to be settled.
+    pub(super) fn wait_settled(&mut self, within: Duration) {
+        settle::wait(self.settling.take(), within);
+    }
+
+    /// Commits the transaction with `offsets`, the staged alert file part's witness kept
+    /// beside it just before the commit is sent (see [`Sink::commit_unless_stopped`]).
+    pub(super) fn commit(
+        &mut self,
+        source: &Source,
+        offsets: &BTreeMap<i32, i64>,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> Result<(), KafkaError> {
+        let Self { txn, file, .. } = self;
+        let mut stage = |w: Option<&Witness>| match file {
+            Some(AlertSink::Staged(f)) => f.stage(w),
+            _ => Ok(()),
+        };
+        lock(txn).commit_unless_stopped(source, offsets, timeout, stop, &mut stage)
+    }
+
+    /// The staged alert file part of a commit whose answer was lost, settled by its witness
+    /// (the transaction was ended by a new producer): asked about for up to `patience`, or
+    /// until `stop`; left for the next start otherwise.
+    pub(super) fn settle_in_doubt(
+        &mut self,
+        cfg: &RunConfig,
+        patience: Duration,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let Some(AlertSink::Staged(f)) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let Some(left) = f.detach().context("setting an alerts part aside")? else {
+            return Ok(());
+        };
+        settle::settle(left, &settle_reader(cfg), patience, &|| {
+            stop.load(Ordering::Relaxed)
+        })
+        .context("settling an alerts part")
     }
 
     /// Replaces the transactional producer by a new one with the same id: `init_transactions`
@@ -438,6 +494,14 @@ fn plain_props(cfg: &RunConfig) -> Vec<(String, String)> {
     props
 }
 
+/// How the settling of alert file parts reads the cluster: as the changelog reader does.
+fn settle_reader(cfg: &RunConfig) -> settle::Reader {
+    settle::Reader {
+        bootstrap: cfg.bootstrap.clone(),
+        props: reader_props(cfg),
+    }
+}
+
 /// A transactional id of the job's own: never the same as another live instance's.
 pub(super) fn txn_id(cfg: &RunConfig) -> String {
     format!(
@@ -467,7 +531,11 @@ pub(super) fn new_txn_sink(cfg: &RunConfig, id: &str) -> anyhow::Result<Sink> {
         ("message.timeout.ms".to_owned(), "10000".to_owned()),
     ];
     txn_props.extend(cfg.overrides.iter().cloned());
-    Sink::transactional(&cfg.bootstrap, &txn_props, id, Duration::from_secs(30))
+    let sink = Sink::transactional(&cfg.bootstrap, &txn_props, id, Duration::from_secs(30))
         .map_err(refused(cfg, "WRITE", &cfg.changelog_topic()))
-        .with_context(|| format!("starting the transactional producer {id}"))
+        .with_context(|| format!("starting the transactional producer {id}"))?;
+    // The witness of a transaction is a changelog record when it has one: the job reads the
+    // changelog already, so its principal needs no READ on the outputs to settle a part.
+    sink.watch(&cfg.changelog_topic());
+    Ok(sink)
 }

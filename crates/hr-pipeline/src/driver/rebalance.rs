@@ -86,7 +86,7 @@ impl<K: Broker> Job<'_, K> {
         self.drop_partitions(&owned);
         if lost && !owned.is_empty() {
             self.unacked.clear();
-            self.recover(None)?;
+            self.recover(false)?;
         }
         Ok(())
     }

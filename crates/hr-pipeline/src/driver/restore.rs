@@ -2,7 +2,6 @@
 //! partitions' state read from the changelog; after a failed commit (or lost partitions) the
 //! open transaction ended and every owned partition restored to its last commit.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -124,20 +123,21 @@ impl<K: Broker> Job<'_, K> {
 
     /// Ends the open transaction and puts every owned partition back to its committed state.
     ///
-    /// `in_doubt` holds the offsets of a commit that must not be aborted: its producer was
-    /// fenced, or the commit ran out of time with its outcome unknown. A new producer with the
-    /// same transactional id ends it instead (the coordinator finishes a commit it had begun,
-    /// and aborts anything else), and the committed offsets then say whether it went through,
-    /// which decides whether its staged alert file part is published or discarded.
-    pub(super) fn recover(&mut self, in_doubt: Option<&BTreeMap<i32, i64>>) -> anyhow::Result<()> {
-        let aborted = match in_doubt {
-            Some(_) => Err(anyhow::anyhow!("not abortable")),
-            None => self.retry("aborting the transaction", |job| {
+    /// `in_doubt`: the last commit must not be aborted: its producer was fenced, or the commit
+    /// ran out of time with its outcome unknown. A new producer with the same transactional
+    /// id ends it instead (the coordinator finishes a commit it had begun, and aborts anything
+    /// else); its staged alert file part is then settled by the transaction's witness, and the
+    /// partitions restored from what was committed, whichever it was.
+    pub(super) fn recover(&mut self, in_doubt: bool) -> anyhow::Result<()> {
+        let aborted = if in_doubt {
+            Err(anyhow::anyhow!("not abortable"))
+        } else {
+            self.retry("aborting the transaction", |job| {
                 job.kafka.abort(COMMIT_TIMEOUT)
-            }),
+            })
         };
         if let Err(e) = aborted {
-            if in_doubt.is_none() {
+            if !in_doubt {
                 // An abort retried after a broker outage can leave librdkafka's transaction
                 // state unusable; a new producer with the same id fences and ends it.
                 tracing::warn!(error = %format!("{e:#}"), "The abort failed; starting a new transactional producer.");
@@ -154,13 +154,8 @@ impl<K: Broker> Job<'_, K> {
             });
             renewed?;
         }
-        if let Some(attempted) = in_doubt
-            && self.went_through(attempted)?
-        {
-            tracing::info!("The commit in doubt went through; its alert file part is published.");
-            self.kafka.file_committed()?;
-            self.last_committed
-                .extend(attempted.iter().map(|(&p, &o)| (p, o)));
+        if in_doubt {
+            self.kafka.file_in_doubt(self.cfg, COMMIT_TIMEOUT)?;
         }
         self.kafka.file_aborted()?;
         // An output refused since the last commit is redone with the rest of the work: it must
@@ -185,18 +180,5 @@ impl<K: Broker> Job<'_, K> {
         self.dirty = false;
         tracing::info!("Back at the last commit; redoing the work since.");
         Ok(())
-    }
-
-    /// Whether a commit of `attempted` offsets, whose outcome was unknown, went through: the
-    /// group's committed offsets (stable once the new producer has ended the transaction) show
-    /// an offset it moved.
-    fn went_through(&mut self, attempted: &BTreeMap<i32, i64>) -> anyhow::Result<bool> {
-        let ps: Vec<i32> = attempted.keys().copied().collect();
-        let committed = self.retry("fetching committed offsets", |job| {
-            job.kafka.committed(&ps, ATTEMPT_TIMEOUT)
-        })?;
-        Ok(attempted.iter().any(|(p, o)| {
-            committed.get(p).copied().flatten() == Some(*o) && self.last_committed.get(p) != Some(o)
-        }))
     }
 }

@@ -48,6 +48,8 @@ struct Cluster {
     answer_lost: bool,
     /// The last commit's outcome is unknown to the producer.
     in_doubt: bool,
+    /// Whether the commit in doubt went through: what its witness says.
+    doubtful_went_through: bool,
     aborts: usize,
     renewals: usize,
     /// Alert file parts published.
@@ -106,6 +108,7 @@ impl Transaction for Fake {
         c.commits.push(offsets.clone());
         if answer_lost {
             c.in_doubt = true;
+            c.doubtful_went_through = true;
             return Err(transient());
         }
         Ok(())
@@ -150,6 +153,14 @@ impl Broker for Fake {
     }
 
     fn file_aborted(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn file_in_doubt(&mut self, _cfg: &RunConfig, _patience: Duration) -> anyhow::Result<()> {
+        let mut c = self.cluster();
+        if std::mem::take(&mut c.doubtful_went_through) {
+            c.published += 1;
+        }
         Ok(())
     }
 
