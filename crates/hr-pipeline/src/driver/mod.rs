@@ -67,13 +67,13 @@ mod batch;
 mod broker;
 mod commit;
 mod committer;
+mod files;
 mod job;
 mod outputs;
 mod reader;
 mod rebalance;
 mod restore;
 mod retry;
-mod settle;
 mod telemetry;
 #[cfg(test)]
 mod tests;

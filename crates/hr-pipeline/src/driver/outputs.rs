@@ -1,22 +1,19 @@
 //! The producers and the file the job writes to, and the stand-ins for records too large.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use hr_kafka::{
-    Admin, AlertFile, Diversion, KafkaError, Sink, Source, StagedAlertFile, Witness, blocking,
-};
+use hr_kafka::{Admin, AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, blocking};
 
 use crate::changelog::ChangelogRecord;
 use crate::processor::{AlertOut, Emitted, EpisodeOut};
 
+use super::files;
 use super::rebalance::lock;
-use super::settle;
-use super::topics::{ensure_output_topics, reader_props};
+use super::topics::ensure_output_topics;
 use super::{Guarantee, RunConfig, refused};
 
 /// Bytes kept of a record replaced by a stand-in.
@@ -33,7 +30,7 @@ pub(super) struct Outputs {
     /// Transactional: the changelog and the offsets, and in exactly-once mode every output.
     /// Shared with the committer thread, which holds it only while an at-least-once commit
     /// runs there (the job settles that commit before it ends, aborts or renews a transaction).
-    txn: Arc<Mutex<Sink>>,
+    pub(super) txn: Arc<Mutex<Sink>>,
     /// At-least-once: alerts, dead letters and late records, outside the transaction.
     pub(super) plain: Option<Sink>,
     /// Largest output record (key, value and headers) the output topics accept.
@@ -46,7 +43,7 @@ pub(super) struct Outputs {
     /// work since the last commit is redone.
     failed: Option<KafkaError>,
     /// Settling the alert file parts an earlier process left in doubt.
-    settling: Option<JoinHandle<()>>,
+    pub(super) settling: Option<JoinHandle<()>>,
 }
 
 pub(super) enum AlertSink {
@@ -74,7 +71,7 @@ impl Outputs {
                 let sink = match cfg.guarantee {
                     Guarantee::ExactlyOnce => {
                         let left = StagedAlertFile::leftovers(dir)?;
-                        settling = settle::in_background(left, settle_reader(cfg));
+                        settling = files::in_background(left, files::reader(cfg));
                         AlertSink::Staged(StagedAlertFile::new(dir)?)
                     }
                     Guarantee::AtLeastOnce => AlertSink::Plain(AlertFile::create(dir)?),
@@ -93,49 +90,6 @@ impl Outputs {
             failed: None,
             settling,
         })
-    }
-
-    /// Waits up to `within` for the parts an earlier process left in doubt to be settled.
-    pub(super) fn wait_settled(&mut self, within: Duration) {
-        settle::wait(self.settling.take(), within);
-    }
-
-    /// Commits the transaction with `offsets`, the staged alert file part's witness kept
-    /// beside it just before the commit is sent (see [`Sink::commit_unless_stopped`]).
-    pub(super) fn commit(
-        &mut self,
-        source: &Source,
-        offsets: &BTreeMap<i32, i64>,
-        timeout: Duration,
-        stop: &AtomicBool,
-    ) -> Result<(), KafkaError> {
-        let Self { txn, file, .. } = self;
-        let mut stage = |w: Option<&Witness>| match file {
-            Some(AlertSink::Staged(f)) => f.stage(w),
-            _ => Ok(()),
-        };
-        lock(txn).commit_unless_stopped(source, offsets, timeout, stop, &mut stage)
-    }
-
-    /// The staged alert file part of a commit whose answer was lost, settled by its witness
-    /// (the transaction was ended by a new producer): asked about for up to `patience`, or
-    /// until `stop`; left for the next start otherwise.
-    pub(super) fn settle_in_doubt(
-        &mut self,
-        cfg: &RunConfig,
-        patience: Duration,
-        stop: &AtomicBool,
-    ) -> anyhow::Result<()> {
-        let Some(AlertSink::Staged(f)) = self.file.as_mut() else {
-            return Ok(());
-        };
-        let Some(left) = f.detach().context("setting an alerts part aside")? else {
-            return Ok(());
-        };
-        settle::settle(left, &settle_reader(cfg), patience, &|| {
-            stop.load(Ordering::Relaxed)
-        })
-        .context("settling an alerts part")
     }
 
     /// Replaces the transactional producer by a new one with the same id: `init_transactions`
@@ -394,28 +348,6 @@ impl Outputs {
             None => Ok(()),
         }
     }
-
-    pub(super) fn prepare_file(&mut self) -> std::io::Result<()> {
-        match self.file.as_mut() {
-            Some(AlertSink::Plain(f)) => f.flush(),
-            Some(AlertSink::Staged(f)) => f.prepare(),
-            None => Ok(()),
-        }
-    }
-
-    pub(super) fn committed(&mut self) -> anyhow::Result<()> {
-        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
-            f.publish().context("publishing an alerts part")?;
-        }
-        Ok(())
-    }
-
-    pub(super) fn aborted(&mut self) -> anyhow::Result<()> {
-        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
-            f.discard().context("discarding an alerts part")?;
-        }
-        Ok(())
-    }
 }
 
 /// Sends changelog record `rec` of input partition `p` to its changelog partition, with the
@@ -492,14 +424,6 @@ fn plain_props(cfg: &RunConfig) -> Vec<(String, String)> {
     )];
     props.extend(cfg.overrides.iter().cloned());
     props
-}
-
-/// How the settling of alert file parts reads the cluster: as the changelog reader does.
-fn settle_reader(cfg: &RunConfig) -> settle::Reader {
-    settle::Reader {
-        bootstrap: cfg.bootstrap.clone(),
-        props: reader_props(cfg),
-    }
 }
 
 /// A transactional id of the job's own: never the same as another live instance's.

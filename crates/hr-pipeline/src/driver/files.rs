@@ -1,5 +1,6 @@
-//! Alert-file parts whose commit's answer was lost, settled by their transaction's witness:
-//! published when it committed, discarded when it was aborted.
+//! The alert files: a staged part published or discarded with its commit, its transaction's
+//! witness kept beside it just before the commit is sent, and parts whose commit's answer was
+//! lost settled by that witness: published when it committed, discarded when it was aborted.
 //!
 //! A part's witness is written beside it just before its commit is sent
 //! ([`hr_kafka::StagedAlertFile::stage`]). The part of a commit in doubt is settled on the job
@@ -7,10 +8,18 @@
 //! or died with a commit in flight are settled, on a thread of their own, by the next start
 //! with the same `--alerts-dir`.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hr_kafka::{Leftover, Outcome, witness};
+use anyhow::Context;
+use hr_kafka::{KafkaError, Leftover, Outcome, Source, Witness, witness};
+
+use super::RunConfig;
+use super::outputs::{AlertSink, Outputs};
+use super::rebalance::lock;
+use super::topics::reader_props;
 
 /// How long one question to the cluster may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,6 +28,81 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// ends within the producer's transaction timeout (10 s) and the broker's sweep for timed-out
 /// transactions (every 10 s by default).
 pub(super) const PATIENCE_AT_START: Duration = Duration::from_secs(60);
+
+impl Outputs {
+    /// Waits up to `within` for the parts an earlier process left in doubt to be settled.
+    pub(super) fn wait_settled(&mut self, within: Duration) {
+        wait(self.settling.take(), within);
+    }
+
+    /// Commits the transaction with `offsets`, the staged alert file part's witness kept
+    /// beside it just before the commit is sent (see [`Sink::commit_unless_stopped`]).
+    pub(super) fn commit(
+        &mut self,
+        source: &Source,
+        offsets: &BTreeMap<i32, i64>,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> Result<(), KafkaError> {
+        let Self { txn, file, .. } = self;
+        let mut stage = |w: Option<&Witness>| match file {
+            Some(AlertSink::Staged(f)) => f.stage(w),
+            _ => Ok(()),
+        };
+        lock(txn).commit_unless_stopped(source, offsets, timeout, stop, &mut stage)
+    }
+
+    /// The staged alert file part of a commit whose answer was lost, settled by its witness
+    /// (the transaction was ended by a new producer): asked about for up to `patience`, or
+    /// until `stop`; left for the next start otherwise.
+    pub(super) fn settle_in_doubt(
+        &mut self,
+        cfg: &RunConfig,
+        patience: Duration,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let Some(AlertSink::Staged(f)) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let Some(left) = f.detach().context("setting an alerts part aside")? else {
+            return Ok(());
+        };
+        settle(left, &reader(cfg), patience, &|| {
+            stop.load(Ordering::Relaxed)
+        })
+        .context("settling an alerts part")
+    }
+
+    pub(super) fn prepare_file(&mut self) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(AlertSink::Plain(f)) => f.flush(),
+            Some(AlertSink::Staged(f)) => f.prepare(),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn committed(&mut self) -> anyhow::Result<()> {
+        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
+            f.publish().context("publishing an alerts part")?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn aborted(&mut self) -> anyhow::Result<()> {
+        if let Some(AlertSink::Staged(f)) = self.file.as_mut() {
+            f.discard().context("discarding an alerts part")?;
+        }
+        Ok(())
+    }
+}
+
+/// How the settling of alert file parts reads the cluster: as the changelog reader does.
+pub(super) fn reader(cfg: &RunConfig) -> Reader {
+    Reader {
+        bootstrap: cfg.bootstrap.clone(),
+        props: reader_props(cfg),
+    }
+}
 
 /// Where the cluster is and how to read from it.
 #[derive(Clone)]
