@@ -319,7 +319,9 @@ pub(crate) struct RunArgs {
     /// record at all for this long has every patient on it declared silent; `off` disables it.
     #[arg(long, env = "HR_PARTITION_SILENCE_AFTER", value_parser = parse_duration_or_off, default_value = "60s")]
     pub(crate) partition_silence_after: DurationOr,
-    /// Directory for the alerts JSONL files, or `none` for no files.
+    /// Directory for the alerts JSONL files, or `none` for no files. Exactly-once, a part whose
+    /// commit's answer was lost when a process stopped is settled by the next start with the
+    /// same directory.
     #[arg(long, env = "HR_ALERTS_DIR", default_value = "output/alerts")]
     pub(crate) alerts_dir: PathBuf,
     /// A group with no committed offset starts at the latest offset instead of the earliest.
