@@ -248,11 +248,13 @@ up_native() {
       { tail -n 20 "$logfile" >&2; die "Formatting the storage failed."; }
   fi
   say "Starting Apache Kafka on localhost:$port (native, log: $logfile)."
+  # The collector settings Kafka's own kafka-server-start.sh gives a broker (short G1 pauses).
+  local gc_opts="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
   : >"$logfile.start"
   # A pid file left by a broker that died without `down` must not be mistaken for this one's.
   rm -f "$pidfile"
   # setsid: the broker outlives the shell (and test process) that started it, until `down`.
-  setsid nohup bash -c "echo \$\$ >'$pidfile'; exec java -Xms256m -Xmx$heap ${HR_KAFKA_JVM_OPTS:-} -cp '$libdir/*' \
+  setsid nohup bash -c "echo \$\$ >'$pidfile'; exec java -Xms256m -Xmx$heap $gc_opts ${HR_KAFKA_JVM_OPTS:-} -cp '$libdir/*' \
       -Dlog4j2.configurationFile='$state/log4j2.properties' kafka.Kafka '$state/server.properties'" \
     >>"$logfile" 2>&1 </dev/null 9>&- &
   local i
