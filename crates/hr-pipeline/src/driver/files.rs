@@ -14,12 +14,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hr_kafka::{KafkaError, Leftover, Outcome, Source, Witness, witness};
+use hr_kafka::{KafkaError, Leftover, Outcome, Source, StagedAlertFile, Witness, witness};
 
-use super::RunConfig;
 use super::outputs::{AlertSink, Outputs};
 use super::rebalance::lock;
 use super::topics::reader_props;
+use super::{Guarantee, RunConfig};
 
 /// How long one question to the cluster may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +30,19 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) const PATIENCE_AT_START: Duration = Duration::from_secs(60);
 
 impl Outputs {
+    /// Exactly-once with alert files: starts settling the parts earlier processes left in the
+    /// directory (see [`in_background`]).
+    ///
+    /// # Errors
+    /// The I/O error when the directory cannot be read or a part never staged removed.
+    pub(super) fn settle_leftovers(&mut self, cfg: &RunConfig) -> std::io::Result<()> {
+        if let (Guarantee::ExactlyOnce, Some(dir)) = (cfg.guarantee, &cfg.alerts_dir) {
+            let left = StagedAlertFile::leftovers(dir)?;
+            self.settling = in_background(left, reader(cfg));
+        }
+        Ok(())
+    }
+
     /// Waits up to `within` for the parts an earlier process left in doubt to be settled.
     pub(super) fn wait_settled(&mut self, within: Duration) {
         wait(self.settling.take(), within);

@@ -222,7 +222,10 @@ pub fn run(cfg: &RunConfig, stop: &AtomicBool) -> anyhow::Result<RunCounters> {
     });
     let profiles = profiles?;
     let (source, limit) = checked?;
-    let outputs = Outputs::new(cfg, limit, txn_id, txn?)?;
+    let mut outputs = Outputs::new(cfg, limit, txn_id, txn?)?;
+    outputs
+        .settle_leftovers(cfg)
+        .context("reading the alerts directory")?;
     drop(admin);
     tracing::debug!(
         since_start_ms = since_start_ms(),

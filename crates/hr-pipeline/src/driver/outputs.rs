@@ -11,7 +11,6 @@ use hr_kafka::{Admin, AlertFile, Diversion, KafkaError, Sink, StagedAlertFile, b
 use crate::changelog::ChangelogRecord;
 use crate::processor::{AlertOut, Emitted, EpisodeOut};
 
-use super::files;
 use super::rebalance::lock;
 use super::topics::ensure_output_topics;
 use super::{Guarantee, RunConfig, refused};
@@ -64,16 +63,11 @@ impl Outputs {
             Guarantee::ExactlyOnce => None,
             Guarantee::AtLeastOnce => Some(Sink::new(&cfg.bootstrap, &plain_props(cfg))?),
         };
-        let mut settling = None;
         let file = match &cfg.alerts_dir {
             None => None,
             Some(dir) => {
                 let sink = match cfg.guarantee {
-                    Guarantee::ExactlyOnce => {
-                        let left = StagedAlertFile::leftovers(dir)?;
-                        settling = files::in_background(left, files::reader(cfg));
-                        AlertSink::Staged(StagedAlertFile::new(dir)?)
-                    }
+                    Guarantee::ExactlyOnce => AlertSink::Staged(StagedAlertFile::new(dir)?),
                     Guarantee::AtLeastOnce => AlertSink::Plain(AlertFile::create(dir)?),
                 };
                 tracing::info!(dir = %dir.display(), "Writing alert files.");
@@ -88,7 +82,7 @@ impl Outputs {
             file,
             replaced: 0,
             failed: None,
-            settling,
+            settling: None,
         })
     }
 
