@@ -21,6 +21,32 @@ fn reader_group<'a>(overrides: &'a [(String, String)], default: &'a str) -> &'a 
         .map_or(default, |(_, v)| v.as_str())
 }
 
+/// `overrides` with fetches that return at once at the end of a partition. librdkafka reports
+/// the end of a partition from the fetch after the one that brought its last records: at the
+/// end of the log that fetch is a long poll, and with the default 500 ms every restore of a
+/// partition took half a second more (a rebalance moving six partitions to one instance waited
+/// 3 s on it).
+pub(crate) fn short_polls(overrides: &[(String, String)]) -> Vec<(String, String)> {
+    let mut props = overrides.to_vec();
+    props.push(("fetch.wait.max.ms".to_owned(), "10".to_owned()));
+    props
+}
+
+/// A `read_committed` consumer that assigns its partitions itself (it never joins its group
+/// or commits), reporting each partition's end; `default_group` as in [`reader_group`].
+pub(crate) fn assigning_reader(
+    bootstrap: &str,
+    overrides: &[(String, String)],
+    default_group: &str,
+) -> Result<BaseConsumer<RebalanceLog>, KafkaError> {
+    let mut cc = client_config(bootstrap, overrides);
+    cc.set("enable.auto.commit", "false")
+        .set("group.id", reader_group(overrides, default_group))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    Ok(cc.create_with_context(RebalanceLog::default())?)
+}
+
 /// Reads `topic` from the beginning up to the end offsets seen at the call and returns the last
 /// value of each key (a record without a value deletes its key). Keyless records are ignored.
 ///
@@ -123,18 +149,8 @@ impl PartitionReader {
         overrides: &[(String, String)],
         topic: &str,
     ) -> Result<Self, KafkaError> {
-        let mut cc = client_config(bootstrap, overrides);
-        cc.set("enable.auto.commit", "false")
-            .set("group.id", reader_group(overrides, "hr-changelog-reader"))
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "true")
-            // librdkafka reports the end of a partition from the fetch after the one that
-            // brought its last records: at the end of the log that fetch is a long poll, and
-            // with the default 500 ms every restore of a partition took half a second more
-            // (a rebalance moving six partitions to one instance waited 3 s on it).
-            .set("fetch.wait.max.ms", "10");
         Ok(Self {
-            consumer: cc.create_with_context(RebalanceLog::default())?,
+            consumer: assigning_reader(bootstrap, &short_polls(overrides), "hr-changelog-reader")?,
             topic: topic.to_owned(),
         })
     }
@@ -242,13 +258,7 @@ impl TableFollower {
         topic: &str,
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
-        let mut cc = client_config(bootstrap, overrides);
-        cc.set("enable.auto.commit", "false")
-            .set("group.id", reader_group(overrides, "hr-table-follower"))
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer<RebalanceLog> =
-            cc.create_with_context(RebalanceLog::default())?;
+        let consumer = assigning_reader(bootstrap, overrides, "hr-table-follower")?;
         let md = consumer.fetch_metadata(Some(topic), timeout)?;
         let mut tpl = TopicPartitionList::new();
         for t in md.topics() {

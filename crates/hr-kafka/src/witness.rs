@@ -12,11 +12,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaError, RebalanceLog, client_config};
+use crate::KafkaError;
+use crate::table::{assigning_reader, short_polls};
 
 /// Where one record of a transaction landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,8 @@ pub fn decide(witness: i64, low: i64, stable_end: i64, first_read: Option<i64>) 
 }
 
 /// Asks the cluster at `bootstrap` what became of `witness`'s transaction, with a reader of its
-/// own (`read_committed`, no group).
+/// own (`read_committed`; it assigns the partition itself, as the changelog reader does, and a
+/// `group.id` in `overrides` is the one an authorizer checks).
 ///
 /// # Errors
 /// [`KafkaError::Client`] when the reader cannot be made, or the partition's leader does not
@@ -105,19 +107,14 @@ pub fn outcome(
     timeout: Duration,
 ) -> Result<Outcome, KafkaError> {
     let deadline = Instant::now() + timeout;
-    let mut cc = client_config(bootstrap, overrides);
-    cc.set("enable.auto.commit", "false")
-        .set("group.id", "hr-witness-reader")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer<RebalanceLog> = cc.create_with_context(RebalanceLog::default())?;
-    // A read_committed client's ends are the first offset and the last stable offset.
+    let consumer = assigning_reader(bootstrap, &short_polls(overrides), "hr-witness-reader")?;
+    // A read_committed client's ends are the first offset and the last stable offset: they
+    // alone say whether the record is gone or its transaction still open; only an ended
+    // transaction needs its record read.
     let (low, stable_end) =
         consumer.fetch_watermarks(&witness.topic, witness.partition, timeout)?;
-    let early = decide(witness.offset, low, stable_end, None);
-    if early != Outcome::Aborted {
-        return Ok(early);
+    if witness.offset < low || stable_end <= witness.offset {
+        return Ok(decide(witness.offset, low, stable_end, None));
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(
