@@ -12,7 +12,9 @@
 #
 #   examples/latency.sh [SECONDS] [RATES] [INTERVALS]    HR_BOOTSTRAP_SERVERS / HR_KAFKA_PORT as for
 #   the demo; HR_BIN_DIR=DIR uses binaries built earlier (hr-pipeline, examples/latency);
-#   HR_LATENCY_JOB_FLAGS adds flags to every job (e.g. "-X queued.max.messages.kbytes=8192").
+#   HR_LATENCY_JOB_FLAGS adds flags to every job (e.g. "-X queued.max.messages.kbytes=8192");
+#   HR_LATENCY_TIMELINE=DIR keeps each configuration's second-by-second figures in DIR/<n>.timeline
+#   (the probe's --timeline: when in a run a tail happened).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -20,6 +22,8 @@ seconds=${1:-20}
 read -r -a rates <<<"${2:-10000 100000}"
 read -r -a intervals <<<"${3:-100ms 200ms 500ms}"
 read -r -a extra <<<"${HR_LATENCY_JOB_FLAGS:-}"
+timeline_dir=${HR_LATENCY_TIMELINE:-}
+if [[ -n $timeline_dir ]]; then mkdir -p "$timeline_dir"; fi
 patients=1000
 
 # shellcheck source=examples/broker.sh
@@ -78,8 +82,10 @@ for rate in "${rates[@]}"; do
     done
     grep -q 'Assigned\.' "$work/job.err" || { say "hr-pipeline got no partitions in 30 s."; exit 1; }
     verdict=
+    timeline=()
+    if [[ -n $timeline_dir ]]; then timeline=(--timeline "$timeline_dir/$n.timeline"); fi
     if ! "$bin/examples/latency" --bootstrap "$bootstrap" probe --topic "$t" --alerts-topic "${t}_alerts" \
-      --rate "$rate" --patients "$patients" --size-ms 1000 --delay-ms 0 --seconds "$seconds" \
+      --rate "$rate" --patients "$patients" --size-ms 1000 --delay-ms 0 --seconds "$seconds" "${timeline[@]}" \
       >"$work/probe.out" 2>"$work/probe.err"; then
       cat "$work/probe.err" >&2
       verdict="  FAILED: $(sed 's/^latency: //' "$work/probe.err" | tail -n 1)"

@@ -49,15 +49,22 @@ pub(super) struct ProbeArgs {
     /// How long to wait for the last windows' alerts after producing stops, in ms.
     #[arg(long, default_value_t = 3_000)]
     grace_ms: u64,
+    /// Also write one line per second of the run to this file (`second acks ack_p99_ms ack_max_ms
+    /// windows p50_ms p99_ms max_ms`, by when the reading was handed to the
+    /// producer; windows of the warm-up included), to see when in a run a tail happened.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
-/// When each window's closing reading was handed to the producer, keyed by (patient, window end).
-type Closes = Arc<Mutex<HashMap<(usize, i64), Instant>>>;
+/// When each window's closing reading was handed to the producer, keyed by (patient, window end),
+/// and whether the window counts (it closed after the warm-up).
+type Closes = Arc<Mutex<HashMap<(usize, i64), (Instant, bool)>>>;
 
 /// The producer's acknowledgement times: from a reading handed to the producer to the broker's
-/// answer, the part of the latency that is the broker's and not the job's.
+/// answer, the part of the latency that is the broker's and not the job's; each with when the
+/// reading was handed over.
 #[derive(Default)]
-struct Acks(Mutex<Vec<Duration>>);
+struct Acks(Mutex<Vec<(Instant, Duration)>>);
 
 impl ClientContext for Acks {}
 
@@ -66,7 +73,7 @@ impl ProducerContext for Acks {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
         if result.is_ok() {
-            self.0.lock().unwrap().push(sent.elapsed());
+            self.0.lock().unwrap().push((*sent, sent.elapsed()));
         }
     }
 }
@@ -102,6 +109,7 @@ pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
         .create_with_context(Acks::default())
         .context("creating the producer")?;
     let Produced {
+        started,
         sent,
         counted_closes,
         seconds: produced_s,
@@ -111,10 +119,16 @@ pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
         .context("flushing the producer")?;
     std::thread::sleep(Duration::from_millis(a.grace_ms));
     stop.store(true, Ordering::Relaxed);
-    let (mut lat, seen_other) = reader.join().expect("reader thread")?;
-    let missing = closes.lock().unwrap().len();
+    let (seen, seen_other) = reader.join().expect("reader thread")?;
+    let missing = closes.lock().unwrap().values().filter(|c| c.1).count();
+    let mut lat: Vec<Duration> = seen.iter().filter(|s| s.2).map(|s| s.1).collect();
     lat.sort_unstable();
-    let mut acks = std::mem::take(&mut *producer.context().0.lock().unwrap());
+    let acks = std::mem::take(&mut *producer.context().0.lock().unwrap());
+    if let Some(path) = &a.timeline {
+        std::fs::write(path, timeline(started, &acks, &seen))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut acks: Vec<Duration> = acks.into_iter().map(|a| a.1).collect();
     acks.sort_unstable();
     println!(
         "rate={:.0}/s patients={} windows={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} missing={} uncounted={} ack_p50_ms={:.1} ack_p99_ms={:.1} ack_max_ms={:.1}",
@@ -138,8 +152,49 @@ pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `--timeline` text: per second of the run (by when the reading was handed over), the
+/// acknowledgements and the alert latencies of the windows closed in that second.
+fn timeline(
+    started: Instant,
+    acks: &[(Instant, Duration)],
+    seen: &[(Instant, Duration, bool)],
+) -> String {
+    let second = |at: Instant| at.saturating_duration_since(started).as_secs() as usize;
+    let last = acks
+        .iter()
+        .map(|a| second(a.0))
+        .chain(seen.iter().map(|s| second(s.0)))
+        .max();
+    let mut by_second = vec![(Vec::new(), Vec::new()); last.map_or(0, |l| l + 1)];
+    for &(at, d) in acks {
+        by_second[second(at)].0.push(d);
+    }
+    for &(at, d, _) in seen {
+        by_second[second(at)].1.push(d);
+    }
+    let mut out = String::from("second acks ack_p99_ms ack_max_ms windows p50_ms p99_ms max_ms\n");
+    for (i, (mut a, mut l)) in by_second.into_iter().enumerate() {
+        a.sort_unstable();
+        l.sort_unstable();
+        let max = |v: &[Duration]| v.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        out += &format!(
+            "{i} {} {:.1} {:.1} {} {:.1} {:.1} {:.1}\n",
+            a.len(),
+            quantile_ms(&a, 0.99),
+            max(&a),
+            l.len(),
+            quantile_ms(&l, 0.5),
+            quantile_ms(&l, 0.99),
+            max(&l),
+        );
+    }
+    out
+}
+
 /// What [`produce`] did.
 struct Produced {
+    /// When producing started.
+    started: Instant,
     /// Readings handed to the producer.
     sent: u64,
     /// Windows closed after the warm-up, each put in `closes` to wait for its alert.
@@ -149,8 +204,8 @@ struct Produced {
 }
 
 /// Produces readings at `a.rate` for `a.seconds`, round-robin over the patients; for every
-/// window closed after the warm-up, `closes` gets when its closing reading was handed to the
-/// producer.
+/// window closed, `closes` gets when its closing reading was handed to the producer (and whether
+/// it closed after the warm-up).
 fn produce(
     producer: &ThreadedProducer<Acks>,
     a: &ProbeArgs,
@@ -182,10 +237,9 @@ fn produce(
                     break;
                 }
                 q.pop_front();
-                if at >= warm_until {
-                    closes.lock().unwrap().insert((p, e), at);
-                    counted_closes += 1;
-                }
+                let counted = at >= warm_until;
+                closes.lock().unwrap().insert((p, e), (at, counted));
+                counted_closes += u64::from(counted);
             }
             let window_end = (ts.div_euclid(a.size_ms) + 1) * a.size_ms;
             if q.back() != Some(&window_end) {
@@ -214,19 +268,25 @@ fn produce(
         }
     }
     Ok(Produced {
+        started,
         sent,
         counted_closes,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
+/// What [`read_alerts`] saw of each window in `closes`: when its closing reading was handed
+/// over, its latency, whether it counts.
+type Seen = Vec<(Instant, Duration, bool)>;
+
 /// Reads alerts until `stop`; returns the latencies of the windows in `closes` (removing them)
-/// and how many alerts matched none (windows closed during the warm-up, or by the final flush).
+/// and how many alerts matched no counted window (windows closed during the warm-up, or by the
+/// final flush).
 fn read_alerts(
     c: &BaseConsumer,
     closes: &Closes,
     stop: &AtomicBool,
-) -> anyhow::Result<(Vec<Duration>, u64)> {
+) -> anyhow::Result<(Seen, u64)> {
     let mut lat = Vec::new();
     let mut other = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -248,7 +308,10 @@ fn read_alerts(
             _ => None,
         };
         match closed {
-            Some(at) => lat.push(seen.duration_since(at)),
+            Some((at, counted)) => {
+                lat.push((at, seen.duration_since(at), counted));
+                other += u64::from(!counted);
+            }
             None => other += 1,
         }
     }
