@@ -19,10 +19,12 @@
 #                             seconds as fast as later, but a warm one is slower at 100 k records/s;
 #                             REPORT.md)
 #   HR_KAFKA_WARMUP           seconds of warm-up traffic a new native broker gets before `up` returns
-#                             (default 10; 0: none): a JVM broker compiles its hot paths in its first
-#                             seconds of traffic and, on two cores, acknowledged records up to 2 s
-#                             late meanwhile (REPORT.md); docker/kafka-native/Warmup.java sends the
-#                             job's kinds of traffic through a topic of its own, then deletes it
+#                             (default 10; 0: none), then more until the broker's optimizing
+#                             compiler has gone quiet (Linux; at most three times as long): a JVM
+#                             broker compiles its hot paths in its first seconds of traffic and, on
+#                             two cores, acknowledged records up to 2 s late meanwhile (REPORT.md);
+#                             docker/kafka-native/Warmup.java sends the job's kinds of traffic
+#                             through a topic of its own, then deletes it
 #   HR_KAFKA_LIB              folder of Kafka's jars (default <state>/lib); brokers with other state
 #                             directories share one set of jars through it
 #   HR_KAFKA_SECURITY         "plaintext" (default) or "sasl_ssl": a secured broker for TLS/SASL tests
@@ -268,16 +270,19 @@ up_native() {
   warm_up
 }
 
-# A few seconds of traffic before anything depends on the new broker's answers (see
-# HR_KAFKA_WARMUP). The program runs on the quick compiler only, so that its own JVM takes little
-# of the CPU the broker compiles with. A failure (no compiler in this JVM, a secured listener) is
-# reported and skipped: the broker is up either way.
+# Traffic before anything depends on the new broker's answers (see HR_KAFKA_WARMUP): at least
+# that many seconds, then until the broker's optimizing compiler has gone quiet (Linux; at most
+# three times as long). The program runs on the quick compiler only, so that its own JVM takes
+# little of the CPU the broker compiles with. A failure (no compiler in this JVM, a secured
+# listener) is reported and skipped: the broker is up either way.
 warm_up() {
   local seconds=${HR_KAFKA_WARMUP:-10}
   [[ $security == plaintext && $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || return 0
-  say "Warming the broker up: ${seconds} s of produce, transactions and fetches (HR_KAFKA_WARMUP=0 skips it)."
+  say "Warming the broker up: ${seconds}-$((3 * seconds)) s of produce, transactions and fetches, until its compiler is done (HR_KAFKA_WARMUP=0 skips it)."
+  local watch=()
+  if [[ -d /proc/$(cat "$pidfile")/task ]]; then watch=("$(cat "$pidfile")" "$(getconf CLK_TCK)"); fi
   if java -XX:TieredStopAtLevel=1 -Xmx256m -cp "$libdir/*" "$repo/docker/kafka-native/Warmup.java" \
-    "localhost:$port" "$seconds" 10000 >>"$state/warmup.log" 2>&1; then
+    "localhost:$port" "$seconds" 10000 "${watch[@]}" >>"$state/warmup.log" 2>&1; then
     say "$(tail -n 1 "$state/warmup.log")"
   else
     say "The warm-up did not run (see $state/warmup.log); the broker is up, its first seconds slower."

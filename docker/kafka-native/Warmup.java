@@ -4,15 +4,32 @@
 // compiler's threads take the CPU its request threads need: a job started with a new broker saw
 // its readings acknowledged up to two seconds late for its first minute (REPORT.md). What warms
 // it is the number of requests its paths serve, not the bytes: this sends the job's kinds of
-// requests, many and small, through a topic of its own (deleted at the end): idempotent lz4
-// produce without linger, read_committed fetches that return at once, and transactions carrying
-// a group's offsets. Run by `docker/kafka-local.sh up` as a single-file program:
+// requests, many and small, through a topic of its own (deleted at the end): idempotent produce
+// without linger, uncompressed as monitors and hr-sim send readings, read_committed fetches that
+// return at once, and lz4 transactions carrying a group's offsets as the job writes. The fetches
+// come both as the Java consumer sends them (in a fetch session) and as librdkafka, the job's
+// client, sends them: outside any session (session id 0, epoch -1), which the broker serves by
+// its own code (its SessionlessFetchContext), otherwise first compiled while the job runs.
 //
-//   java -cp '<kafka lib>/*' Warmup.java BOOTSTRAP SECONDS RECORDS_PER_SECOND
+// How long: what the broker still has to compile when the warm-up stops, it compiles while the
+// job runs, on the CPU the job's requests need. Given the broker's process id (Linux), the warm-up
+// goes on after SECONDS until the broker's optimizing compiler (its C2 threads, read from
+// /proc/PID/task) has used under a tenth of a core for two seconds in a row, up to three times
+// SECONDS; without it, SECONDS. Run by `docker/kafka-local.sh up` as a single-file program:
+//
+//   java -cp '<kafka lib>/*' Warmup.java BOOTSTRAP SECONDS RECORDS_PER_SECOND [BROKER_PID CLK_TCK]
 
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -23,7 +40,17 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.message.FetchResponseData;
+import org.apache.kafka.common.protocol.ApiKeys;
+import org.apache.kafka.common.record.RecordBatch;
+import org.apache.kafka.common.requests.AbstractResponse;
+import org.apache.kafka.common.requests.FetchMetadata;
+import org.apache.kafka.common.requests.FetchRequest;
+import org.apache.kafka.common.requests.FetchResponse;
+import org.apache.kafka.common.requests.RequestHeader;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -35,40 +62,126 @@ public class Warmup {
     String bootstrap = args[0];
     long seconds = Long.parseLong(args[1]);
     int rate = Integer.parseInt(args[2]);
+    Compiler compiler =
+        args.length >= 5 ? new Compiler(Long.parseLong(args[3]), Long.parseLong(args[4])) : null;
     String topic = "hr-warmup-" + ProcessHandle.current().pid() + "-" + System.currentTimeMillis();
     Properties common = new Properties();
     common.put("bootstrap.servers", bootstrap);
     try (Admin admin = Admin.create(common)) {
       admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get();
+      Uuid topicId = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).topicId();
       AtomicBoolean done = new AtomicBoolean();
       AtomicLong read = new AtomicLong();
+      AtomicLong readOutside = new AtomicLong();
       Thread reader = new Thread(() -> read(common, topic, done, read));
       reader.start();
+      Thread outside = new Thread(() -> readOutsideSession(bootstrap, topic, topicId, done, readOutside));
+      outside.start();
       Thread txns = new Thread(() -> transactions(common, topic, done));
       txns.start();
-      long sent = produce(common, topic, seconds, rate);
+      long start = System.nanoTime();
+      long sent = produce(common, topic, rate, until(start, seconds, compiler));
+      long took = (System.nanoTime() - start) / 1_000_000_000L;
       done.set(true);
       reader.join();
+      outside.join();
       txns.join();
       admin.deleteTopics(List.of(topic)).all().get();
       System.out.println(
-          "warm-up: " + sent + " records sent, " + read.get() + " read, in " + seconds + " s");
+          "warm-up: " + sent + " records sent, " + read.get() + " read in a fetch session and "
+              + readOutside.get() + " outside one, in " + took + " s"
+              + (compiler == null || compiler.unwatchable ? ""
+                  : compiler.quiet ? " (the broker's compiler gone quiet)"
+                  : " (the broker's compiler still busy)"));
     }
   }
 
-  /** Idempotent lz4 records without linger, paced every millisecond: many small requests. */
-  static long produce(Properties common, String topic, long seconds, int rate) {
+  /**
+   * When to stop: after `seconds`; with the broker's compiler to watch, once it has been quiet or
+   * at three times `seconds`. Asked every millisecond; samples the compiler once a second.
+   */
+  static java.util.function.LongPredicate until(long start, long seconds, Compiler compiler) {
+    long min = start + seconds * 1_000_000_000L;
+    if (compiler == null) {
+      return now -> now >= min;
+    }
+    long max = start + 3 * seconds * 1_000_000_000L;
+    long[] nextSample = {start};
+    return now -> {
+      if (now >= nextSample[0]) {
+        nextSample[0] = now + 1_000_000_000L;
+        compiler.sample(now);
+      }
+      return now >= max || (now >= min && compiler.quiet);
+    };
+  }
+
+  /** The CPU the broker's optimizing-compiler threads use, read from /proc once a second. */
+  static final class Compiler {
+    final Path tasks;
+    final long ticksPerSecond;
+    long lastTicks = -1;
+    long lastAt;
+    int quietSamples;
+    boolean quiet;
+    boolean unwatchable;
+
+    Compiler(long pid, long ticksPerSecond) {
+      this.tasks = Path.of("/proc", Long.toString(pid), "task");
+      this.ticksPerSecond = ticksPerSecond;
+    }
+
+    void sample(long now) {
+      long ticks = ticks();
+      if (ticks < 0) {
+        unwatchable = true; // not Linux, or the broker is gone: stop at SECONDS
+        quiet = true;
+        return;
+      }
+      if (lastTicks >= 0) {
+        double cores = (ticks - lastTicks) / (double) ticksPerSecond / ((now - lastAt) / 1e9);
+        quietSamples = cores < 0.1 ? quietSamples + 1 : 0;
+        quiet = quietSamples >= 2;
+      }
+      lastTicks = ticks;
+      lastAt = now;
+    }
+
+    /** User and system ticks of the threads named "C2 CompilerThread…"; -1 if unreadable. */
+    long ticks() {
+      try (var threads = Files.list(tasks)) {
+        long sum = 0;
+        for (Path t : (Iterable<Path>) threads::iterator) {
+          try {
+            String stat = Files.readString(t.resolve("stat"));
+            String comm = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+            if (comm.startsWith("C2 Compiler")) {
+              String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+              sum += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+            }
+          } catch (IOException e) {
+            // a thread that ended between the listing and the read
+          }
+        }
+        return sum;
+      } catch (IOException | RuntimeException e) {
+        return -1;
+      }
+    }
+  }
+
+  /** Idempotent uncompressed records without linger, paced every millisecond: many small requests. */
+  static long produce(
+      Properties common, String topic, int rate, java.util.function.LongPredicate stop) {
     Properties pp = new Properties();
     pp.putAll(common);
-    pp.put("compression.type", "lz4");
     pp.put("linger.ms", "0");
     long sent = 0;
     try (KafkaProducer<String, String> p =
         new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
       long start = System.nanoTime();
-      long end = start + seconds * 1_000_000_000L;
       long now;
-      while ((now = System.nanoTime()) < end) {
+      while (!stop.test(now = System.nanoTime())) {
         long due = (now - start) * rate / 1_000_000_000L;
         for (; sent < due; sent++) {
           p.send(new ProducerRecord<>(topic, "p" + (sent % 1000), VALUE));
@@ -125,6 +238,71 @@ public class Warmup {
         } catch (InterruptedException e) {
           break;
         }
+      }
+    }
+  }
+
+  /**
+   * read_committed fetches as librdkafka sends them: outside a fetch session, every partition
+   * named in every request, answered as soon as there is data (at most 5 ms). The Java consumer
+   * has no setting for this, so the requests are written on a socket of their own.
+   */
+  static void readOutsideSession(
+      String bootstrap, String topic, Uuid topicId, AtomicBoolean done, AtomicLong read) {
+    String[] hostPort = bootstrap.split(",")[0].split(":");
+    short version = ApiKeys.FETCH.latestVersion() < 16 ? ApiKeys.FETCH.latestVersion() : 16;
+    long[] next = new long[3];
+    try (SocketChannel ch =
+        SocketChannel.open(new InetSocketAddress(hostPort[0], Integer.parseInt(hostPort[1])))) {
+      ch.socket().setTcpNoDelay(true);
+      for (int correlation = 1; !done.get(); correlation++) {
+        Map<TopicPartition, FetchRequest.PartitionData> partitions = new LinkedHashMap<>();
+        for (int p = 0; p < next.length; p++) {
+          partitions.put(
+              new TopicPartition(topic, p),
+              new FetchRequest.PartitionData(topicId, next[p], -1, 1 << 20, Optional.empty()));
+        }
+        FetchRequest request =
+            FetchRequest.Builder.forConsumer(version, 5, 1, partitions)
+                .isolationLevel(IsolationLevel.READ_COMMITTED)
+                .metadata(FetchMetadata.LEGACY)
+                .build(version);
+        RequestHeader header = new RequestHeader(ApiKeys.FETCH, version, "hr-warmup", correlation);
+        ByteBuffer body = request.serializeWithHeader(header);
+        ByteBuffer size = ByteBuffer.allocate(4).putInt(0, body.remaining());
+        while (size.hasRemaining() || body.hasRemaining()) {
+          ch.write(new ByteBuffer[] {size, body});
+        }
+        FetchResponse response =
+            (FetchResponse) AbstractResponse.parseResponse(receive(ch), header);
+        for (Map.Entry<TopicPartition, FetchResponseData.PartitionData> e :
+            response.responseData(Map.of(topicId, topic), version).entrySet()) {
+          for (RecordBatch batch : FetchResponse.recordsOrFail(e.getValue()).batches()) {
+            next[e.getKey().partition()] = batch.nextOffset();
+            if (!batch.isControlBatch()) {
+              read.addAndGet(batch.nextOffset() - batch.baseOffset());
+            }
+          }
+        }
+      }
+    } catch (IOException e) {
+      System.err.println("warm-up: fetching outside a session: " + e);
+    }
+  }
+
+  /** One size-prefixed response from `ch`. */
+  static ByteBuffer receive(SocketChannel ch) throws IOException {
+    ByteBuffer size = ByteBuffer.allocate(4);
+    fill(ch, size);
+    ByteBuffer body = ByteBuffer.allocate(size.getInt(0));
+    fill(ch, body);
+    return body.flip();
+  }
+
+  static void fill(SocketChannel ch, ByteBuffer b) throws IOException {
+    while (b.hasRemaining()) {
+      if (ch.read(b) < 0) {
+        throw new IOException("the broker closed the connection");
       }
     }
   }

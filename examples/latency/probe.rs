@@ -49,8 +49,8 @@ pub(super) struct ProbeArgs {
     /// How long to wait for the last windows' alerts after producing stops, in ms.
     #[arg(long, default_value_t = 3_000)]
     grace_ms: u64,
-    /// Also write one line per second of the run to this file (`second acks ack_p99_ms ack_max_ms
-    /// windows p50_ms p99_ms max_ms`, by when the reading was handed to the
+    /// Also write one line per second of the run to this file (`second wall_ms acks ack_p99_ms
+    /// ack_max_ms windows p50_ms p99_ms max_ms`, by when the reading was handed to the
     /// producer; windows of the warm-up included), to see when in a run a tail happened.
     #[arg(long)]
     timeline: Option<std::path::PathBuf>,
@@ -155,7 +155,7 @@ pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
 /// The `--timeline` text: per second of the run (by when the reading was handed over), the
 /// acknowledgements and the alert latencies of the windows closed in that second.
 fn timeline(
-    started: Instant,
+    (started, wall_ms): (Instant, i64),
     acks: &[(Instant, Duration)],
     seen: &[(Instant, Duration, bool)],
 ) -> String {
@@ -172,13 +172,15 @@ fn timeline(
     for &(at, d, _) in seen {
         by_second[second(at)].1.push(d);
     }
-    let mut out = String::from("second acks ack_p99_ms ack_max_ms windows p50_ms p99_ms max_ms\n");
+    let mut out =
+        String::from("second wall_ms acks ack_p99_ms ack_max_ms windows p50_ms p99_ms max_ms\n");
     for (i, (mut a, mut l)) in by_second.into_iter().enumerate() {
         a.sort_unstable();
         l.sort_unstable();
         let max = |v: &[Duration]| v.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
         out += &format!(
-            "{i} {} {:.1} {:.1} {} {:.1} {:.1} {:.1}\n",
+            "{i} {} {} {:.1} {:.1} {} {:.1} {:.1} {:.1}\n",
+            wall_ms + 1000 * i as i64,
             a.len(),
             quantile_ms(&a, 0.99),
             max(&a),
@@ -193,8 +195,8 @@ fn timeline(
 
 /// What [`produce`] did.
 struct Produced {
-    /// When producing started.
-    started: Instant,
+    /// When producing started, and the wall clock then (epoch ms).
+    started: (Instant, i64),
     /// Readings handed to the producer.
     sent: u64,
     /// Windows closed after the warm-up, each put in `closes` to wait for its alert.
@@ -214,6 +216,7 @@ fn produce(
     let ids: Vec<String> = (0..a.patients).map(|i| format!("p{i:05}")).collect();
     let mut open: Vec<VecDeque<i64>> = vec![VecDeque::new(); a.patients];
     let started = Instant::now();
+    let started_wall = now_ms();
     let warm_until = started + Duration::from_secs(a.warmup_seconds);
     let end = started + Duration::from_secs(a.seconds);
     let (mut sent, mut next) = (0u64, 0usize);
@@ -268,7 +271,7 @@ fn produce(
         }
     }
     Ok(Produced {
-        started,
+        started: (started, started_wall),
         sent,
         counted_closes,
         seconds: started.elapsed().as_secs_f64(),
