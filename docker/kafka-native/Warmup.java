@@ -68,8 +68,11 @@ public class Warmup {
     Properties common = new Properties();
     common.put("bootstrap.servers", bootstrap);
     try (Admin admin = Admin.create(common)) {
-      admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get();
-      Uuid topicId = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).topicId();
+      // The id comes with the creation's answer: a describe right after it may not find the topic
+      // yet on a broker that has just started.
+      var created = admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1)));
+      created.all().get();
+      Uuid topicId = created.topicId(topic).get();
       AtomicBoolean done = new AtomicBoolean();
       AtomicLong read = new AtomicLong();
       AtomicLong readOutside = new AtomicLong();
