@@ -78,7 +78,8 @@ public class Warmup {
       AtomicLong readOutside = new AtomicLong();
       Thread reader = new Thread(() -> read(common, topic, done, read));
       reader.start();
-      Thread outside = new Thread(() -> readOutsideSession(bootstrap, topic, topicId, done, readOutside));
+      Thread outside =
+          new Thread(() -> readOutsideSession(bootstrap, topic, topicId, done, readOutside));
       outside.start();
       Thread txns = new Thread(() -> transactions(common, topic, done));
       txns.start();

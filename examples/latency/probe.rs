@@ -87,6 +87,11 @@ fn quantile_ms(v: &[Duration], q: f64) -> f64 {
     v[i].as_secs_f64() * 1e3
 }
 
+/// The largest of sorted `v`, in ms.
+fn max_ms(v: &[Duration]) -> f64 {
+    v.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
 pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.patients > 0 && a.rate > 0 && a.size_ms > 0,
@@ -137,12 +142,12 @@ pub(super) fn run(kafka: &KafkaArgs, a: &ProbeArgs) -> anyhow::Result<()> {
         lat.len(),
         quantile_ms(&lat, 0.5),
         quantile_ms(&lat, 0.99),
-        lat.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        max_ms(&lat),
         missing,
         seen_other,
         quantile_ms(&acks, 0.5),
         quantile_ms(&acks, 0.99),
-        acks.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        max_ms(&acks),
     );
     anyhow::ensure!(
         counted_closes > 0 && missing == 0,
@@ -177,17 +182,16 @@ fn timeline(
     for (i, (mut a, mut l)) in by_second.into_iter().enumerate() {
         a.sort_unstable();
         l.sort_unstable();
-        let max = |v: &[Duration]| v.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
         out += &format!(
             "{i} {} {} {:.1} {:.1} {} {:.1} {:.1} {:.1}\n",
             wall_ms + 1000 * i as i64,
             a.len(),
             quantile_ms(&a, 0.99),
-            max(&a),
+            max_ms(&a),
             l.len(),
             quantile_ms(&l, 0.5),
             quantile_ms(&l, 0.99),
-            max(&l),
+            max_ms(&l),
         );
     }
     out
