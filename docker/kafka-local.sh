@@ -14,6 +14,8 @@
 #   HR_KAFKA_STATE            state directory: data, log, pid, config (default <repo>/.kafka)
 #   HR_KAFKA_MODE             force "docker" or "native" (default: docker if the engine answers)
 #   HR_KAFKA_HEAP             JVM heap for the native broker (default 1g)
+#   HR_KAFKA_GC_OPTS          the native broker's collector settings (default: G1 as Kafka's own
+#                             kafka-server-start.sh sets it; e.g. -XX:+UseZGC; REPORT.md compares)
 #   HR_KAFKA_JVM_OPTS         more JVM options for the native broker (e.g. -XX:TieredStopAtLevel=1,
 #                             the quick compiler only: a just-started broker answers in its first
 #                             seconds as fast as later, but a warm one is slower at 100 k records/s;
@@ -250,8 +252,9 @@ up_native() {
       { tail -n 20 "$logfile" >&2; die "Formatting the storage failed."; }
   fi
   say "Starting Apache Kafka on localhost:$port (native, log: $logfile)."
-  # The collector settings Kafka's own kafka-server-start.sh gives a broker (short G1 pauses).
-  local gc_opts="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+  # The collector settings Kafka's own kafka-server-start.sh gives a broker (short G1 pauses),
+  # unless HR_KAFKA_GC_OPTS names others.
+  local gc_opts=${HR_KAFKA_GC_OPTS:-"-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"}
   : >"$logfile.start"
   # A pid file left by a broker that died without `down` must not be mistaken for this one's.
   rm -f "$pidfile"
@@ -278,7 +281,7 @@ up_native() {
 warm_up() {
   local seconds=${HR_KAFKA_WARMUP:-10}
   [[ $security == plaintext && $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || return 0
-  say "Warming the broker up: ${seconds}-$((3 * seconds)) s of produce, transactions and fetches, until its compiler is done (HR_KAFKA_WARMUP=0 skips it)."
+  say "Warming the broker up: ${seconds}-$((3 * seconds)) s of produce, transactions, fetches and job starts, until its compiler is done (HR_KAFKA_WARMUP=0 skips it)."
   local watch=()
   if [[ -d /proc/$(cat "$pidfile")/task ]]; then watch=("$(cat "$pidfile")" "$(getconf CLK_TCK)"); fi
   if java -XX:TieredStopAtLevel=1 -Xmx256m -cp "$libdir/*" "$repo/docker/kafka-native/Warmup.java" \

@@ -9,7 +9,11 @@
 // return at once, and lz4 transactions carrying a group's offsets as the job writes. The fetches
 // come both as the Java consumer sends them (in a fetch session) and as librdkafka, the job's
 // client, sends them: outside any session (session id 0, epoch -1), which the broker serves by
-// its own code (its SessionlessFetchContext), otherwise first compiled while the job runs.
+// its own code (its SessionlessFetchContext), otherwise first compiled while the job runs. And
+// over and over, what a job's start asks: new topics, a new producer id, a new group joining from
+// the earliest offsets, a new transactional producer, then the topics deleted. The optimizing
+// compiler builds the broker's hot paths for what it has seen; a start it had not seen made it
+// throw its compiled request handling away and compile it again while the job ran.
 //
 // How long: what the broker still has to compile when the warm-up stops, it compiles while the
 // job runs, on the CPU the job's requests need. Given the broker's process id (Linux), the warm-up
@@ -83,6 +87,9 @@ public class Warmup {
       outside.start();
       Thread txns = new Thread(() -> transactions(common, topic, done));
       txns.start();
+      AtomicLong cycles = new AtomicLong();
+      Thread starts = new Thread(() -> starts(common, topic, done, cycles));
+      starts.start();
       long start = System.nanoTime();
       long sent = produce(common, topic, rate, until(start, seconds, compiler));
       long took = (System.nanoTime() - start) / 1_000_000_000L;
@@ -90,10 +97,12 @@ public class Warmup {
       reader.join();
       outside.join();
       txns.join();
+      starts.join();
       admin.deleteTopics(List.of(topic)).all().get();
       System.out.println(
           "warm-up: " + sent + " records sent, " + read.get() + " read in a fetch session and "
-              + readOutside.get() + " outside one, in " + took + " s"
+              + readOutside.get() + " outside one, " + cycles.get() + " job starts, in " + took
+              + " s"
               + (compiler == null || compiler.unwatchable ? ""
                   : compiler.quiet ? " (the broker's compiler gone quiet)"
                   : " (the broker's compiler still busy)"));
@@ -174,7 +183,7 @@ public class Warmup {
     }
   }
 
-  /** Idempotent uncompressed records without linger, paced every millisecond: many small requests. */
+  /** Idempotent uncompressed records without linger, paced every millisecond: many requests. */
   static long produce(
       Properties common, String topic, int rate, java.util.function.LongPredicate stop) {
     Properties pp = new Properties();
@@ -201,17 +210,26 @@ public class Warmup {
     return sent;
   }
 
-  /** A read_committed consumer in a group, its fetches answered as soon as there is data. */
-  static void read(Properties common, String topic, AtomicBoolean done, AtomicLong read) {
+  /**
+   * A read_committed consumer in group `group` subscribed to `topic` from its earliest offsets,
+   * its fetches answered as soon as there is data.
+   */
+  static KafkaConsumer<String, String> consumer(Properties common, String group, String topic) {
     Properties cp = new Properties();
     cp.putAll(common);
-    cp.put("group.id", topic);
+    cp.put("group.id", group);
     cp.put("isolation.level", "read_committed");
     cp.put("auto.offset.reset", "earliest");
     cp.put("fetch.max.wait.ms", "5");
-    try (KafkaConsumer<String, String> c =
-        new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
-      c.subscribe(List.of(topic));
+    KafkaConsumer<String, String> c =
+        new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer());
+    c.subscribe(List.of(topic));
+    return c;
+  }
+
+  /** Reads the topic in a group of its own until done. */
+  static void read(Properties common, String topic, AtomicBoolean done, AtomicLong read) {
+    try (KafkaConsumer<String, String> c = consumer(common, topic, topic)) {
       while (!done.get()) {
         read.addAndGet(c.poll(Duration.ofMillis(50)).count());
       }
@@ -243,6 +261,59 @@ public class Warmup {
           break;
         }
       }
+    }
+  }
+
+  /**
+   * What a job's start asks of the broker, over and over: new topics, a new idempotent producer
+   * (a new producer id) writing to them, a new group joining them from the earliest offsets and
+   * committing, a new transactional producer with a group's offsets, then all of it gone and the
+   * topic and group deleted. The broker's optimizing compiler builds its hot paths for what it
+   * has seen: without this, the first start after the warm-up sent the broker down branches and
+   * receiver types it had not seen (new partitions, segments and producer ids), and it threw its
+   * compiled request handling away and compiled it again while the job ran.
+   */
+  static void starts(Properties common, String topic, AtomicBoolean done, AtomicLong cycles) {
+    try (Admin admin = Admin.create(common)) {
+      for (long n = 0; !done.get(); n++) {
+        String t = topic + "-start-" + n;
+        admin.createTopics(List.of(new NewTopic(t, 3, (short) 1))).all().get();
+        Properties pp = new Properties();
+        pp.putAll(common);
+        pp.put("linger.ms", "0");
+        try (KafkaProducer<String, String> p =
+            new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+          for (int i = 0; i < 100; i++) {
+            p.send(new ProducerRecord<>(t, "p" + i, VALUE));
+          }
+        }
+        try (KafkaConsumer<String, String> c = consumer(common, t, t)) {
+          long deadline = System.nanoTime() + 2_000_000_000L;
+          for (int got = 0; got < 100 && System.nanoTime() < deadline && !done.get(); ) {
+            got += c.poll(Duration.ofMillis(50)).count();
+          }
+          c.commitSync();
+        }
+        Properties tp = new Properties();
+        tp.putAll(common);
+        tp.put("transactional.id", t);
+        try (KafkaProducer<String, String> p =
+            new KafkaProducer<>(tp, new StringSerializer(), new StringSerializer())) {
+          p.initTransactions();
+          p.beginTransaction();
+          p.send(new ProducerRecord<>(t, "a", VALUE));
+          p.sendOffsetsToTransaction(
+              Map.of(new TopicPartition(t, 0), new OffsetAndMetadata(100)),
+              new ConsumerGroupMetadata(t));
+          p.commitTransaction();
+        }
+        admin.deleteTopics(List.of(t)).all().get();
+        admin.deleteConsumerGroups(List.of(t)).all().get();
+        cycles.incrementAndGet();
+      }
+    } catch (Exception e) {
+      // Best effort, as the rest of the warm-up: the broker is up either way.
+      System.err.println("The warm-up's job starts stopped: " + e);
     }
   }
 
