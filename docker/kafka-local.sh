@@ -26,7 +26,8 @@
 #                             broker compiles its hot paths in its first seconds of traffic and, on
 #                             two cores, acknowledged records up to 2 s late meanwhile (REPORT.md);
 #                             docker/kafka-native/Warmup.java sends the job's kinds of traffic
-#                             through a topic of its own, then deletes it
+#                             through a topic of its own and repeats a job's start (new topics,
+#                             producers and groups), then deletes what it made
 #   HR_KAFKA_LIB              folder of Kafka's jars (default <state>/lib); brokers with other state
 #                             directories share one set of jars through it
 #   HR_KAFKA_SECURITY         "plaintext" (default) or "sasl_ssl": a secured broker for TLS/SASL tests
