@@ -186,12 +186,8 @@ public class Warmup {
   /** Idempotent uncompressed records without linger, paced every millisecond: many requests. */
   static long produce(
       Properties common, String topic, int rate, java.util.function.LongPredicate stop) {
-    Properties pp = new Properties();
-    pp.putAll(common);
-    pp.put("linger.ms", "0");
     long sent = 0;
-    try (KafkaProducer<String, String> p =
-        new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+    try (KafkaProducer<String, String> p = producer(common, "linger.ms", "0")) {
       long start = System.nanoTime();
       long now;
       while (!stop.test(now = System.nanoTime())) {
@@ -208,6 +204,16 @@ public class Warmup {
       p.flush();
     }
     return sent;
+  }
+
+  /** A producer of strings with the common settings and `settings` (name, value, ...) added. */
+  static KafkaProducer<String, String> producer(Properties common, String... settings) {
+    Properties pp = new Properties();
+    pp.putAll(common);
+    for (int i = 0; i + 1 < settings.length; i += 2) {
+      pp.put(settings[i], settings[i + 1]);
+    }
+    return new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer());
   }
 
   /**
@@ -238,12 +244,8 @@ public class Warmup {
 
   /** Ten transactions a second, each a few records and a group's offsets. */
   static void transactions(Properties common, String topic, AtomicBoolean done) {
-    Properties tp = new Properties();
-    tp.putAll(common);
-    tp.put("transactional.id", topic);
-    tp.put("compression.type", "lz4");
     try (KafkaProducer<String, String> p =
-        new KafkaProducer<>(tp, new StringSerializer(), new StringSerializer())) {
+        producer(common, "transactional.id", topic, "compression.type", "lz4")) {
       p.initTransactions();
       ConsumerGroupMetadata group = new ConsumerGroupMetadata(topic + "-txn");
       long n = 0;
@@ -278,11 +280,7 @@ public class Warmup {
       for (long n = 0; !done.get(); n++) {
         String t = topic + "-start-" + n;
         admin.createTopics(List.of(new NewTopic(t, 3, (short) 1))).all().get();
-        Properties pp = new Properties();
-        pp.putAll(common);
-        pp.put("linger.ms", "0");
-        try (KafkaProducer<String, String> p =
-            new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+        try (KafkaProducer<String, String> p = producer(common, "linger.ms", "0")) {
           for (int i = 0; i < 100; i++) {
             p.send(new ProducerRecord<>(t, "p" + i, VALUE));
           }
@@ -294,11 +292,7 @@ public class Warmup {
           }
           c.commitSync();
         }
-        Properties tp = new Properties();
-        tp.putAll(common);
-        tp.put("transactional.id", t);
-        try (KafkaProducer<String, String> p =
-            new KafkaProducer<>(tp, new StringSerializer(), new StringSerializer())) {
+        try (KafkaProducer<String, String> p = producer(common, "transactional.id", t)) {
           p.initTransactions();
           p.beginTransaction();
           p.send(new ProducerRecord<>(t, "a", VALUE));
