@@ -9,8 +9,10 @@ bootstrap := env_var_or_default("HR_BOOTSTRAP_SERVERS", "localhost:" + port)
 default:
     @just --list
 
-# Start a single-node Kafka (Docker Compose if an engine answers, else Kafka's jars on the local JVM) and create the topics.
+# Start a single-node Kafka (Docker Compose if an engine answers, else Kafka's jars on the local JVM, warmed up with the job's own binaries, built first) and create the topics.
 up:
+    cargo build -q -p hr-pipeline --bins
+    cargo build -q --example latency
     docker/kafka-local.sh up
     cargo run -q -p hr-pipeline -- topics --bootstrap {{bootstrap}}
 

@@ -27,7 +27,11 @@
 #                             two cores, acknowledged records up to 2 s late meanwhile (REPORT.md);
 #                             docker/kafka-native/Warmup.java sends the job's kinds of traffic
 #                             through a topic of its own and repeats a job's start (new topics,
-#                             producers and groups), then deletes what it made
+#                             producers and groups), then deletes what it made; then, where
+#                             hr-pipeline and the latency example are built (HR_BIN_DIR, else
+#                             target/release or target/debug), the job itself runs twice for 5 s
+#                             on topics of its own (examples/latency.sh): the broker meets the
+#                             job's own client (librdkafka) before the job does
 #   HR_KAFKA_LIB              folder of Kafka's jars (default <state>/lib); brokers with other state
 #                             directories share one set of jars through it
 #   HR_KAFKA_SECURITY         "plaintext" (default) or "sasl_ssl": a secured broker for TLS/SASL tests
@@ -217,6 +221,10 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
+# The log cleaner's buffer (Kafka's default 128 MiB, sized for a production broker's heap) would be
+# half this broker's live heap and keep G1 marking after nearly every young collection; 16 MiB
+# still holds about 600 000 keys per cleaning pass (REPORT.md).
+log.cleaner.dedupe.buffer.size=16777216
 PROPS
   cat >"$state/log4j2.properties" <<'PROPS'
 status = warn
@@ -285,11 +293,40 @@ warm_up() {
   say "Warming the broker up: ${seconds}-$((3 * seconds)) s of produce, transactions, fetches and job starts, until its compiler is done (HR_KAFKA_WARMUP=0 skips it)."
   local watch=()
   if [[ -d /proc/$(cat "$pidfile")/task ]]; then watch=("$(cat "$pidfile")" "$(getconf CLK_TCK)"); fi
+  : >"$state/warmup.log"
   if java -XX:TieredStopAtLevel=1 -Xmx256m -cp "$libdir/*" "$repo/docker/kafka-native/Warmup.java" \
     "localhost:$port" "$seconds" 10000 "${watch[@]}" >>"$state/warmup.log" 2>&1; then
     say "$(tail -n 1 "$state/warmup.log")"
   else
     say "The warm-up did not run (see $state/warmup.log); the broker is up, its first seconds slower."
+  fi
+  warm_up_job
+}
+
+# The job's own client (librdkafka) asks the broker for what a Java client does not (its request
+# versions, its fetch, idempotence and transaction paths): before the first job meets them, two
+# short runs of examples/latency.sh (hr-pipeline at-least-once and exactly-once, readings from the
+# latency probe, topics and groups deleted after), with binaries built earlier: HR_BIN_DIR, else
+# the newer build of target/release and target/debug. With none built it is skipped.
+warm_up_job() {
+  local bin=${HR_BIN_DIR:-} b seconds=5 start=$SECONDS line
+  if [[ -z $bin ]]; then
+    for b in "${CARGO_TARGET_DIR:-$repo/target}"/{release,debug}; do
+      [[ -x $b/hr-pipeline && -x $b/examples/latency ]] || continue
+      if [[ -z $bin || $b/hr-pipeline -nt $bin/hr-pipeline ]]; then bin=$b; fi
+    done
+  fi
+  if [[ -z $bin || ! -x $bin/hr-pipeline || ! -x $bin/examples/latency ]]; then
+    say "No hr-pipeline and latency example built (HR_BIN_DIR, target/release, target/debug): the warm-up with the job's own client is skipped (\`cargo build -p hr-pipeline --bins --example latency\` builds them; \`just up\` does)."
+    return 0
+  fi
+  if HR_BOOTSTRAP_SERVERS=localhost:$port HR_BIN_DIR=$bin HR_LATENCY_TIMELINE= HR_LATENCY_JOB_FLAGS= \
+    "$repo/examples/latency.sh" "$seconds" 10000 200ms >>"$state/warmup.log" 2>&1; then
+    line="job warm-up: hr-pipeline at-least-once and exactly-once (commit 200ms), ${seconds} s each at 10000 readings/s, in $((SECONDS - start)) s ($bin)"
+    echo "$line" >>"$state/warmup.log"
+    say "$line"
+  else
+    say "The warm-up with the job's own client failed (see $state/warmup.log); the broker is up."
   fi
 }
 

@@ -8,7 +8,8 @@
 # to the producer to the moment its alert is visible to that consumer. It prints p50/p99/max per
 # configuration, the peak RSS of the job and the p99 of the probe's own produce acknowledgements
 # (the broker's share: a reading cannot reach the job before the broker has it); a configuration in which a closed window got no alert
-# within 3 s (the job fell behind, or lost it) is marked FAILED, and the script then exits 1.
+# within 3 s (the job fell behind, or lost it) is marked FAILED, and the script then exits 1. The
+# topics and job groups it made are deleted at its end.
 #
 #   examples/latency.sh [SECONDS] [RATES] [INTERVALS]    HR_BOOTSTRAP_SERVERS / HR_KAFKA_PORT as for
 #   the demo; HR_BIN_DIR=DIR uses binaries built earlier (hr-pipeline, examples/latency);
@@ -28,18 +29,6 @@ patients=1000
 
 # shellcheck source=examples/broker.sh
 source examples/broker.sh
-use_broker
-work=$(mktemp -d)
-job_pid=
-cleanup() {
-  if [[ -n $job_pid ]]; then
-    pkill -KILL -P "$job_pid" 2>/dev/null || true
-    kill -KILL "$job_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-  stop_started_broker
-}
-trap cleanup EXIT
 
 if [[ -n ${HR_BIN_DIR:-} ]]; then
   bin=$HR_BIN_DIR
@@ -50,11 +39,35 @@ else
   cargo build --release -q --example latency
   bin=${CARGO_TARGET_DIR:-$repo/target}/release
 fi
+# A broker started here is warmed up with these binaries (docker/kafka-local.sh, HR_BIN_DIR).
+export HR_BIN_DIR=$bin
+
+use_broker
+work=$(mktemp -d)
+job_pid=
+made_topics=()
+made_groups=()
+cleanup() {
+  if [[ -n $job_pid ]]; then
+    pkill -KILL -P "$job_pid" 2>/dev/null || true
+    kill -KILL "$job_pid" 2>/dev/null || true
+  fi
+  # The run's topics and groups go: left, each configuration's six would pile up on the broker.
+  if ((${#made_topics[@]} > 0)); then
+    local groups=()
+    for g in "${made_groups[@]}"; do groups+=(--group "$g"); done
+    "$bin/examples/latency" --bootstrap "$bootstrap" delete "${made_topics[@]}" "${groups[@]}" ||
+      say "Deleting this run's topics failed: ${made_topics[*]}"
+  fi
+  rm -rf "$work"
+  stop_started_broker
+}
+trap cleanup EXIT
 
 # Builds with HTTP endpoints would bind a port another job may hold: off here.
 http=()
 if "$bin/hr-pipeline" run --help | grep -q -- '--http '; then http=(--http off); fi
-run_id=$(date +%s)
+run_id=$(date +%s)_$$
 n=0
 failed=0
 printf '%-34s %9s %8s %8s %8s %8s %9s %11s\n' configuration readings/s windows p50_ms p99_ms max_ms "peak RSS" ack_p99_ms >"$work/table"
@@ -65,6 +78,9 @@ for rate in "${rates[@]}"; do
     read -r guarantee iv <<<"$c"
     n=$((n + 1))
     t=hr_latency_${run_id}_$n
+    # The job's state changelog is named after its group.
+    made_topics+=("$t" "${t}_alerts" "${t}_dlq" "${t}_late" "${t}_episodes" "hr-latency-$run_id-$n-changelog")
+    made_groups+=("hr-latency-$run_id-$n")
     "$bin/hr-pipeline" topics --bootstrap "$bootstrap" --input-topic "$t" --alerts-topic "${t}_alerts" \
       --dlq-topic "${t}_dlq" --late-topic "${t}_late" --episodes-topic "${t}_episodes" >/dev/null
     say "$rate readings/s, $guarantee, commit interval $iv."

@@ -36,6 +36,8 @@
 //! ```text
 //! latency watch --topic lat_alerts --input-partitions 12 --out alerts.watch &
 //! ```
+//!
+//! `delete` deletes the topics and consumer groups a measurement made.
 
 mod dump;
 mod murmur2;
@@ -74,6 +76,15 @@ enum Command {
     },
     /// Write `wall_ms alerts_partition input_partition patient_id window_end` per visible alert.
     Watch(WatchArgs),
+    /// Delete topics and consumer groups a measurement made (`examples/latency.sh` does at its
+    /// end); those that do not exist count as deleted.
+    Delete {
+        /// Topics to delete.
+        topics: Vec<String>,
+        /// A consumer group to delete (repeatable); it must have no members left.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +93,7 @@ fn main() -> ExitCode {
         Command::Probe(p) => probe::run(&args.kafka, p),
         Command::Dump { topic } => dump::run(&args.kafka, topic),
         Command::Watch(w) => watch::run(&args.kafka, w),
+        Command::Delete { topics, groups } => delete(&args.kafka, topics, groups),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +102,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn delete(kafka: &KafkaArgs, topics: &[String], groups: &[String]) -> anyhow::Result<()> {
+    let config = kafka.client_config("latency");
+    let timeout = Duration::from_secs(30);
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    // Topics first: a group a killed job left with a member is refused until its session ends.
+    if !topics.is_empty() {
+        hr_kafka::blocking::delete_topics(&config, &topics, timeout).context("deleting topics")?;
+    }
+    if !groups.is_empty() {
+        hr_kafka::blocking::delete_groups(&config, &groups, timeout)?;
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {

@@ -97,6 +97,14 @@ impl Drop for Admin {
     }
 }
 
+/// Options for a call that waits up to `timeout` for the request and for the operation itself
+/// (the controller's work for a creation or deletion).
+fn waiting_options(timeout: Duration) -> AdminOptions {
+    AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout))
+}
+
 impl Admin {
     /// A client for `config`. Its metadata requests never create the topic asked about (an
     /// admin client is a producer to librdkafka, whose metadata requests let a broker with
@@ -147,9 +155,7 @@ impl Admin {
                 t
             })
             .collect();
-        let opts = AdminOptions::new()
-            .operation_timeout(Some(timeout))
-            .request_timeout(Some(timeout));
+        let opts = waiting_options(timeout);
         let results = self.client().create_topics(&new, &opts).await?;
         results
             .into_iter()
@@ -308,13 +314,36 @@ impl Admin {
         topics: &[&str],
         timeout: Duration,
     ) -> Result<(), KafkaError> {
-        let opts = AdminOptions::new()
-            .operation_timeout(Some(timeout))
-            .request_timeout(Some(timeout));
+        let opts = waiting_options(timeout);
         for r in self.client().delete_topics(topics, &opts).await? {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
                 Err((topic, code)) => return Err(KafkaError::Topic { topic, code }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the consumer groups `groups` (their committed offsets with them); a group that
+    /// does not exist counts as deleted. A group with members left is refused.
+    ///
+    /// # Errors
+    /// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::State`] naming
+    /// the group when it refuses a deletion for another reason (the group is not empty: members left).
+    pub async fn delete_groups(
+        &self,
+        groups: &[&str],
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        let opts = waiting_options(timeout);
+        for r in self.client().delete_groups(groups, &opts).await? {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                Err((group, code)) => {
+                    return Err(KafkaError::State(format!(
+                        "deleting consumer group {group}: {code}"
+                    )));
+                }
             }
         }
         Ok(())
@@ -390,6 +419,18 @@ pub async fn delete_topics(
     timeout: Duration,
 ) -> Result<(), KafkaError> {
     Admin::new(config)?.delete_topics(topics, timeout).await
+}
+
+/// [`Admin::delete_groups`] with a client of its own.
+///
+/// # Errors
+/// As [`Admin::delete_groups`].
+pub async fn delete_groups(
+    config: &ClientConfig,
+    groups: &[&str],
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    Admin::new(config)?.delete_groups(groups, timeout).await
 }
 
 /// Blocking forms of the admin calls, for callers without an async runtime (one is made for
@@ -491,5 +532,17 @@ pub mod blocking {
         timeout: Duration,
     ) -> Result<(), KafkaError> {
         block_on(super::delete_topics(config, topics, timeout))
+    }
+
+    /// [`super::delete_groups`], blocking.
+    ///
+    /// # Errors
+    /// As [`super::delete_groups`].
+    pub fn delete_groups(
+        config: &ClientConfig,
+        groups: &[&str],
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        block_on(super::delete_groups(config, groups, timeout))
     }
 }

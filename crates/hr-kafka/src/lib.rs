@@ -46,7 +46,7 @@ pub mod testkit;
 pub mod witness;
 
 pub use admin::{
-    Admin, Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_topics,
+    Admin, Replication, TopicInfo, TopicOutcome, TopicSpec, blocking, delete_groups, delete_topics,
     describe_topic, ensure_topics, topic_config,
 };
 pub use alert_file::{AlertFile, Leftover, StagedAlertFile};

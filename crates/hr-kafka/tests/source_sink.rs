@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use hr_kafka::testkit::{bootstrap, create_topic, end_with_witness, unique_topic};
-use hr_kafka::{Polled, RebalanceEvent, Sink, Source, SourceConfig, client_config, read_table};
+use hr_kafka::{
+    Polled, RebalanceEvent, Sink, Source, SourceConfig, blocking, client_config, read_table,
+};
 
 fn produce(topic: &str, records: &[(i32, Option<&str>, Option<&str>)]) {
     let producer: ThreadedProducer<DefaultProducerContext> =
@@ -86,6 +88,43 @@ fn bounded_source_stops_at_the_end_offsets_seen_at_start_and_resumes_from_commit
 
     let again = source(&topic, &group, true);
     assert_eq!(drain(&again), [(0, 2, "late".into())]);
+}
+
+#[test]
+fn a_deleted_group_reads_from_the_start_and_a_group_with_members_is_not_deleted() {
+    let topic = unique_topic("source");
+    create_topic(&bootstrap(), &topic, 1);
+    produce(&topic, &[(0, None, Some("a")), (0, None, Some("b"))]);
+    let group = unique_topic("group");
+    let src = source(&topic, &group, true);
+    assert_eq!(drain(&src).len(), 2);
+    src.commit(&BTreeMap::from([(0, 2)])).unwrap();
+
+    let cfg = client_config(&bootstrap(), &[]);
+    let timeout = Duration::from_secs(30);
+    let refused = blocking::delete_groups(&cfg, &[&group], timeout).unwrap_err();
+    assert!(
+        refused.to_string().contains(&group) && refused.to_string().contains("not empty"),
+        "{refused}"
+    );
+    drop(src);
+
+    blocking::delete_groups(&cfg, &[&group, &unique_topic("never-made")], timeout).unwrap();
+    let again = source(&topic, &group, true);
+    assert_eq!(
+        drain(&again),
+        [(0, 0, "a".into()), (0, 1, "b".into())],
+        "the group's commits went with it"
+    );
+    drop(again);
+
+    blocking::delete_topics(&cfg, &[&topic], timeout).unwrap();
+    let admin = hr_kafka::Admin::new(&cfg).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while blocking::describe_topic_on(&admin, &topic, Duration::from_secs(5)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{topic} still there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
