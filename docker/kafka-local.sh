@@ -303,9 +303,10 @@ warm_up() {
 
 # HR_KAFKA_WARMUP_JOB=1: the job's own client (librdkafka) asks the broker for what a Java client
 # does not (its request versions, its fetch, idempotence and transaction paths): before the first
-# job meets them, two short runs of examples/latency.sh (hr-pipeline at-least-once and exactly-once, readings from the
-# latency probe, topics and groups deleted after), with binaries built earlier: HR_BIN_DIR, else
-# the newer build of target/release and target/debug. With none built it is skipped.
+# job meets them, two short runs of examples/latency.sh (hr-pipeline at-least-once and
+# exactly-once, readings from the latency probe, topics and groups deleted after), with binaries
+# built earlier: HR_BIN_DIR, else the newer build of target/release and target/debug. With none
+# built it is skipped.
 warm_up_job() {
   local bin=${HR_BIN_DIR:-} b seconds=5 start=$SECONDS line
   if [[ -z $bin ]]; then

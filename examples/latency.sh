@@ -39,7 +39,7 @@ else
   cargo build --release -q --example latency
   bin=${CARGO_TARGET_DIR:-$repo/target}/release
 fi
-# A broker started here is warmed up with these binaries (docker/kafka-local.sh, HR_BIN_DIR).
+# A broker started here is warmed up with these binaries with HR_KAFKA_WARMUP_JOB=1 (kafka-local.sh).
 export HR_BIN_DIR=$bin
 
 use_broker
