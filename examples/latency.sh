@@ -57,7 +57,7 @@ cleanup() {
     local groups=()
     for g in "${made_groups[@]}"; do groups+=(--group "$g"); done
     "$bin/examples/latency" --bootstrap "$bootstrap" delete "${made_topics[@]}" "${groups[@]}" ||
-      say "Deleting this run's topics failed: ${made_topics[*]}"
+      say "Deleting this run's topics and groups failed (above): ${made_topics[*]} ${made_groups[*]}"
   fi
   rm -rf "$work"
   stop_started_broker

@@ -329,7 +329,8 @@ impl Admin {
     ///
     /// # Errors
     /// [`KafkaError::Client`] when the broker cannot be reached; [`KafkaError::State`] naming
-    /// the group when it refuses a deletion for another reason (the group is not empty: members left).
+    /// the group when it refuses a deletion for another reason (the group is not empty: members
+    /// left).
     pub async fn delete_groups(
         &self,
         groups: &[&str],
