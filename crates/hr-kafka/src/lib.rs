@@ -37,6 +37,7 @@ mod alert_file;
 mod config;
 mod delivery;
 mod error;
+mod metadata;
 mod probe;
 mod sink;
 mod source;

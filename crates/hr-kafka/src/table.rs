@@ -7,6 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::metadata::{once_known, partition_ids};
 use crate::{KafkaError, RebalanceLog, client_config};
 
 /// The group id of a reader that assigns its partitions itself. It never joins the group or
@@ -50,11 +51,14 @@ pub(crate) fn assigning_reader(
 /// Reads `topic` from the beginning up to the end offsets seen at the call and returns the last
 /// value of each key (a record without a value deletes its key). Keyless records are ignored.
 ///
-/// It reads without a consumer group, so it never disturbs the caller's group.
+/// It reads without a consumer group, so it never disturbs the caller's group. A topic the
+/// broker asked does not know (yet: it was just created, see [`PartitionReader::read`]) is
+/// asked for again for up to 10 s.
 ///
 /// # Errors
 /// [`KafkaError::Client`] when the topic cannot be read, or the end is not reached within
-/// `timeout`.
+/// `timeout`; [`KafkaError::Topic`] (`UnknownTopicOrPartition`) when the topic does not
+/// exist.
 pub fn read_table(
     bootstrap: &str,
     overrides: &[(String, String)],
@@ -67,16 +71,16 @@ pub fn read_table(
         // Compaction leaves gaps, so the last offset may never be seen: end-of-partition is the end.
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer<RebalanceLog> = cc.create_with_context(RebalanceLog::default())?;
-    let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
-            if high > low {
-                ends.insert(p.id(), high);
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
+    for p in partition_ids(&consumer, topic, timeout)? {
+        let (low, high) = once_known(
+            timeout,
+            || Ok(consumer.fetch_watermarks(topic, p, timeout)?),
+        )?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
         }
     }
     let mut table = BTreeMap::new();
@@ -158,6 +162,12 @@ impl PartitionReader {
     /// Reads `partition` from its start to its end (its last stable offset) and returns the
     /// latest value of each key.
     ///
+    /// A topic just created reaches each broker a moment after the controller answered its
+    /// creation: a broker that has not learnt of it yet says it does not exist. Instances
+    /// started together on a cluster meet that every time one creates the changelog and
+    /// another asks a different broker, so the topic is asked for again for up to 10 s
+    /// (within `timeout`) before that answer stands.
+    ///
     /// # Errors
     /// [`KafkaError::Client`] when the partition cannot be read, or its end is not reached within
     /// `timeout`.
@@ -165,11 +175,13 @@ impl PartitionReader {
         let mut table = PartitionTable::default();
         // The ends come from the partition's leader: a leader that died does not answer, and
         // the caller asks again (with fresh metadata) sooner than the whole read's timeout.
-        let (low, high) = self.consumer.fetch_watermarks(
-            &self.topic,
-            partition,
-            timeout.min(Duration::from_secs(5)),
-        )?;
+        let (low, high) = once_known(timeout, || {
+            Ok(self.consumer.fetch_watermarks(
+                &self.topic,
+                partition,
+                timeout.min(Duration::from_secs(5)),
+            )?)
+        })?;
         if high <= low {
             return Ok(table);
         }
@@ -247,11 +259,13 @@ pub struct TableFollower {
 }
 
 impl TableFollower {
-    /// Starts following `topic` from its beginning (`read_committed`).
+    /// Starts following `topic` from its beginning (`read_committed`). A topic the broker
+    /// asked does not know (yet: it was just created) is asked for again for up to 10 s.
     ///
     /// # Errors
     /// [`KafkaError::Client`] when the consumer cannot be created or the topic's metadata
-    /// cannot be read within `timeout`.
+    /// cannot be read within `timeout`; [`KafkaError::Topic`] (`UnknownTopicOrPartition`)
+    /// when the topic does not exist.
     pub fn new(
         bootstrap: &str,
         overrides: &[(String, String)],
@@ -259,12 +273,9 @@ impl TableFollower {
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
         let consumer = assigning_reader(bootstrap, overrides, "hr-table-follower")?;
-        let md = consumer.fetch_metadata(Some(topic), timeout)?;
         let mut tpl = TopicPartitionList::new();
-        for t in md.topics() {
-            for p in t.partitions() {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
+        for p in partition_ids(&consumer, topic, timeout)? {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
         }
         consumer.assign(&tpl)?;
         Ok(Self {

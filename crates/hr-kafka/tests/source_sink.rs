@@ -1,12 +1,14 @@
 //! Source, sink and table against a real broker.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hr_kafka::rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use hr_kafka::rdkafka::types::RDKafkaErrorCode;
 use hr_kafka::testkit::{bootstrap, create_topic, end_with_witness, unique_topic};
 use hr_kafka::{
-    Polled, RebalanceEvent, Sink, Source, SourceConfig, blocking, client_config, read_table,
+    KafkaError, PartitionReader, Polled, RebalanceEvent, Sink, Source, SourceConfig, TableFollower,
+    blocking, client_config, read_table,
 };
 
 fn produce(topic: &str, records: &[(i32, Option<&str>, Option<&str>)]) {
@@ -165,6 +167,97 @@ fn table_keeps_the_last_value_per_key_and_honours_deletes() {
         read_table(&bootstrap(), &[], &empty, Duration::from_secs(30))
             .unwrap()
             .is_empty()
+    );
+}
+
+#[test]
+fn a_table_of_a_topic_that_does_not_exist_is_an_error_not_an_empty_table() {
+    let missing = unique_topic("missing");
+    // The broker's answer, or librdkafka's own when it finds no such partition in it.
+    let unknown = |e: KafkaError| {
+        assert!(
+            matches!(
+                e.code(),
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownPartition
+                )
+            ),
+            "{e}"
+        );
+    };
+    let started = Instant::now();
+    unknown(read_table(&bootstrap(), &[], &missing, Duration::from_secs(2)).unwrap_err());
+    unknown(
+        TableFollower::new(&bootstrap(), &[], &missing, Duration::from_secs(2))
+            .err()
+            .unwrap(),
+    );
+    unknown(
+        PartitionReader::new(&bootstrap(), &[], &missing)
+            .unwrap()
+            .read(0, Duration::from_secs(2))
+            .unwrap_err(),
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "each reader asks again for its whole timeout before the answer stands: {:?}",
+        started.elapsed()
+    );
+}
+
+/// Instances started together on a cluster: one creates the changelog while another is already
+/// asking a broker about it. The readers wait for the topic instead of failing the job (the
+/// changelog reader) or following nothing (the table follower).
+#[test]
+fn a_topic_created_while_its_readers_ask_for_it_is_read() {
+    let topic = unique_topic("late-table");
+    let reader = PartitionReader::new(&bootstrap(), &[], &topic).unwrap();
+    let maker = {
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            create_topic(&bootstrap(), &topic, 2);
+            produce(
+                &topic,
+                &[
+                    (0, Some("a"), Some("1")),
+                    (1, Some("b"), Some("1")),
+                    (0, Some("a"), Some("2")),
+                ],
+            );
+        })
+    };
+    let follower = TableFollower::new(&bootstrap(), &[], &topic, Duration::from_secs(30))
+        .expect("the follower waits for a topic that appears");
+    let partition = reader
+        .read(0, Duration::from_secs(30))
+        .expect("the changelog reader waits for a topic that appears");
+    maker.join().unwrap();
+    // Read before or after the records came: all of them or none, never a part.
+    let a = partition.entries.get(b"a".as_slice());
+    assert!(
+        partition.entries.is_empty() || a == Some(&b"2".to_vec()),
+        "{:?}",
+        partition.entries
+    );
+    let mut table = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while table.len() < 2 || table.get(b"a".as_slice()) != Some(&b"2".to_vec()) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower saw only {table:?} of both partitions"
+        );
+        for u in follower.poll().unwrap() {
+            table.insert(u.key.unwrap(), u.value.unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        table,
+        BTreeMap::from([
+            (b"a".to_vec(), b"2".to_vec()),
+            (b"b".to_vec(), b"1".to_vec())
+        ])
     );
 }
 

@@ -247,27 +247,6 @@ pub(super) fn forward_partitions(
     Ok(fetch)
 }
 
-/// The partition ids of `topic`, sorted, from the cluster's metadata.
-pub(super) fn partition_ids(
-    consumer: &BaseConsumer<RebalanceLog>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, KafkaError> {
-    let md = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut ids = Vec::new();
-    for t in md.topics() {
-        if let Some(err) = t.error() {
-            return Err(KafkaError::Topic {
-                topic: topic.to_owned(),
-                code: err.into(),
-            });
-        }
-        ids.extend(t.partitions().iter().map(|p| p.id()));
-    }
-    ids.sort_unstable();
-    Ok(ids)
-}
-
 /// The end offset (high watermark) of each of `partitions`.
 pub(super) fn end_offsets(
     consumer: &BaseConsumer<RebalanceLog>,

@@ -34,8 +34,9 @@ mod fetch;
 mod group;
 mod offsets;
 
+use crate::metadata::partition_ids;
 pub use fetch::Record;
-use fetch::{FetchQueue, Inner, NativeMessage, end_offsets, forward_partitions, partition_ids};
+use fetch::{FetchQueue, Inner, NativeMessage, end_offsets, forward_partitions};
 pub use group::{RebalanceEvent, RebalanceLog, RevokeHook};
 use group::{lock, membership};
 
@@ -381,7 +382,8 @@ impl Source {
         Ok(())
     }
 
-    /// The topic's partition ids, from the cluster's metadata.
+    /// The topic's partition ids, from the cluster's metadata. A topic the broker asked does
+    /// not know (yet: it was just created) is asked for again for up to 10 s.
     ///
     /// # Errors
     /// [`KafkaError::Client`] when no broker answers within `timeout`; [`KafkaError::Topic`]
