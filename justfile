@@ -9,10 +9,10 @@ bootstrap := env_var_or_default("HR_BOOTSTRAP_SERVERS", "localhost:" + port)
 default:
     @just --list
 
-# Build hr-pipeline and the latency example, start a single-node Kafka (Docker Compose if an engine answers, else Kafka's jars on the local JVM, warmed up; HR_KAFKA_WARMUP_JOB=1 also runs the job in the warm-up) and create the topics.
+# Build hr-pipeline (and, with HR_KAFKA_WARMUP_JOB=1, the latency example), start a single-node Kafka (Docker Compose if an engine answers, else Kafka's jars on the local JVM, warmed up; HR_KAFKA_WARMUP_JOB=1 also runs the job in the warm-up) and create the topics.
 up:
     cargo build -q -p hr-pipeline --bins
-    cargo build -q --example latency
+    if [ "${HR_KAFKA_WARMUP_JOB:-0}" = 1 ]; then cargo build -q --example latency; fi
     docker/kafka-local.sh up
     cargo run -q -p hr-pipeline -- topics --bootstrap {{bootstrap}}
 
