@@ -281,7 +281,7 @@ public class Warmup {
         String t = topic + "-start-" + n;
         admin.createTopics(List.of(new NewTopic(t, 3, (short) 1))).all().get();
         // Bounded: a batch the broker refuses for good (an out-of-order sequence on the topic just
-        // created, in 6 of 127 warm-ups) was retried for the producer's default two minutes, and
+        // created, in 6 of 131 warm-ups) was retried for the producer's default two minutes, and
         // `up` waited that long for it.
         KafkaProducer<String, String> idempotent =
             producer(common, "linger.ms", "0", "request.timeout.ms", "5000",
